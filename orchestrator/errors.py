@@ -56,7 +56,17 @@ class ApiError(OrchestratorError):
 
 
 class TransportError(ApiError):
-    """The request did not get an HTTP answer: connection refused/reset, timeout."""
+    """The request did not get an HTTP answer: connection refused/reset, timeout.
+
+    ``maybe_processed`` is True when the request may have reached the service before the failure (the
+    connection broke after sending): for a POST that means a job may exist that we never heard of.
+    """
+
+    def __init__(
+        self, message: str, *, maybe_processed: bool = True, method: str = "", url: str = ""
+    ) -> None:
+        self.maybe_processed = maybe_processed
+        super().__init__(message, method=method, url=url)
 
 
 class ApiStatusError(ApiError):

@@ -1,0 +1,169 @@
+"""The outcome of a run, from its manifest and stored errors: report.json, failed users, retry file.
+
+Everything here is derived from files in the run directory, so `report` can rebuild it at any time and
+a resumed run reports the whole run, not just its last part.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import orjson
+
+from orchestrator.fsutil import write_private_atomic
+from orchestrator.manifest import Manifest
+
+#: Per-user error codes that a second import cannot fix by itself (the user exists already).
+NOT_RETRYABLE = frozenset({"DUPLICATED_USER"})
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """Exit codes of a finished or stopped run (SPEC: Results and exit codes)."""
+
+    OK = 0
+    USERS_FAILED = 1
+    CANNOT_START = 2
+    UNFINISHED = 3
+    INTERRUPTED = 130
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(value)
+
+
+def assemble_failed_users(run_dir: Path, manifest: Manifest) -> tuple[Counter[str], int, int, int]:
+    """Join every chunk's stored errors into failed-users.ndjson and retry/duplicate files.
+
+    Returns (failed users by error code, users listed, retryable users, duplicated users).
+    """
+    by_code: Counter[str] = Counter()
+    lines: list[bytes] = []
+    retry: list[object] = []
+    duplicated: list[object] = []
+    for chunk in manifest.chunks:
+        path = run_dir / "errors" / f"{chunk.index:06d}.ndjson"
+        if not path.is_file():
+            continue
+        for raw in path.read_bytes().splitlines():
+            if not raw.strip():
+                continue
+            item = orjson.loads(raw)
+            lines.append(raw + b"\n")
+            codes = {str(e.get("code", "UNKNOWN")) for e in item.get("errors") or []}
+            if not codes:
+                codes = {"JOB_FAILED_WITHOUT_DETAIL"}
+            by_code.update(codes)
+            user = item.get("user")
+            if user is None:
+                continue
+            if codes & NOT_RETRYABLE:
+                duplicated.append(user)
+            else:
+                retry.append(user)
+    write_private_atomic(run_dir / "failed-users.ndjson", b"".join(lines))
+    write_private_atomic(run_dir / "retry.json", orjson.dumps(retry, option=orjson.OPT_INDENT_2))
+    write_private_atomic(
+        run_dir / "duplicated-users.json", orjson.dumps(duplicated, option=orjson.OPT_INDENT_2)
+    )
+    return by_code, len(lines), len(retry), len(duplicated)
+
+
+def build_report(run_dir: Path, manifest: Manifest) -> dict[str, object]:
+    """The run's report as a JSON-ready dict; also rewrites failed-users.ndjson and retry.json."""
+    chunks_by_status = Counter(chunk.status for chunk in manifest.chunks)
+    inserted = updated = failed = 0
+    for chunk in manifest.chunks:
+        if chunk.summary:
+            inserted += chunk.summary.get("inserted", 0)
+            updated += chunk.summary.get("updated", 0)
+            failed += chunk.summary.get("failed", 0)
+    failed_by_code, _, retryable, duplicated = assemble_failed_users(run_dir, manifest)
+    attempts = [a for chunk in manifest.chunks for a in chunk.attempts]
+    starts = [t for a in attempts if (t := _parse_time(a.started_at))]
+    ends = [t for a in attempts if (t := _parse_time(a.ended_at))]
+    duration = (max(ends) - min(starts)).total_seconds() if starts and ends else 0.0
+    imported = inserted + updated
+    totals = manifest.totals
+    unfinished = [c.index for c in manifest.chunks if c.status != "completed"]
+    return {
+        "run_id": manifest.run_id,
+        "input": manifest.input.path,
+        "connection_id": manifest.settings.connection_id,
+        "users_read": totals.users_read,
+        "rejected_locally": totals.users_rejected,
+        "rejected_by_reason": totals.rejected_by_reason,
+        "dropped_fields": totals.dropped_fields,
+        "chunks": len(manifest.chunks),
+        "chunks_by_status": dict(chunks_by_status),
+        "unfinished_chunks": unfinished,
+        "jobs": sum(1 for a in attempts if a.job_id),
+        "users_in_failed_chunks": sum(
+            c.users for c in manifest.chunks if c.status == "failed"
+        ),
+        "inserted": inserted,
+        "updated": updated,
+        "failed": failed,
+        "failed_by_code": dict(failed_by_code),
+        "retryable_users": retryable,
+        "duplicated_users": duplicated,
+        "ambiguous_resubmissions": sum(c.ambiguous for c in manifest.chunks),
+        "ambiguous_chunks": [
+            {"chunk": c.index, "external_id": c.external_id, "resubmissions": c.ambiguous}
+            for c in manifest.chunks
+            if c.ambiguous
+        ],
+        "duration_seconds": round(duration, 3),
+        "users_per_hour": round(imported * 3600 / duration) if duration > 0 else None,
+    }
+
+
+def exit_code(report: dict[str, object]) -> int:
+    """0 all imported; 1 finished with rejected/failed users; 3 chunks left unfinished."""
+    if report["unfinished_chunks"]:
+        return Outcome.UNFINISHED
+    if report["rejected_locally"] or report["failed"]:
+        return Outcome.USERS_FAILED
+    return Outcome.OK
+
+
+def write_report(run_dir: Path, report: dict[str, object]) -> None:
+    write_private_atomic(run_dir / "report.json", orjson.dumps(report, option=orjson.OPT_INDENT_2))
+
+
+def render_report(report: dict[str, object]) -> str:
+    """The human summary printed at the end of run/resume/report."""
+    lines = [
+        f"run {report['run_id']}",
+        f"  users read        {report['users_read']:>10,}",
+        f"  rejected locally  {report['rejected_locally']:>10,}"
+        + _breakdown(report["rejected_by_reason"]),
+        f"  chunks            {report['chunks']:>10,}" + _breakdown(report["chunks_by_status"]),
+        f"  jobs              {report['jobs']:>10,}",
+        f"  inserted          {report['inserted']:>10,}",
+        f"  updated           {report['updated']:>10,}",
+        f"  failed at Auth0   {report['failed']:>10,}" + _breakdown(report["failed_by_code"]),
+        f"  ambiguous resubmissions {report['ambiguous_resubmissions']:>4,}",
+        f"  duration          {report['duration_seconds']:>10,.1f} s",
+    ]
+    if report["users_per_hour"]:
+        lines.append(f"  users/hour        {report['users_per_hour']:>10,}")
+    if report["unfinished_chunks"]:
+        lines.append(
+            f"  {len(report['unfinished_chunks'])} chunk(s) unfinished "  # type: ignore[arg-type]
+            f"({report['users_in_failed_chunks']:,} users in failed chunks): "
+            "run `orchestrator resume --run-dir DIR` to continue"
+        )
+    return "\n".join(lines)
+
+
+def _breakdown(counts: object) -> str:
+    if not isinstance(counts, dict) or not counts:
+        return ""
+    parts = ", ".join(f"{key} {value:,}" for key, value in sorted(counts.items()))
+    return f"  ({parts})"

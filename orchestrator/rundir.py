@@ -1,0 +1,169 @@
+"""The run directory: where a plan's chunk files, its manifest and every result of the run live.
+
+Layout (all files private to the owner; the dir is 0700)::
+
+    DIR/manifest.json        the plan and every chunk's state (compacted from the journal)
+    DIR/journal.ndjson       one line per transition since the last compaction
+    DIR/chunks/NNNNNN.json   the users file of chunk NNNNNN, sent as is
+    DIR/rejects.ndjson       users refused before upload, with their reasons
+    DIR/errors/NNNNNN.ndjson per-user errors of chunk NNNNNN's job, fetched when it completed
+    DIR/failed-users.ndjson  all per-user errors of the run (assembled by the report)
+    DIR/retry.json           failed users worth importing again, as an importable JSON array
+    DIR/report.json          the run's outcome
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import shutil
+import time
+from pathlib import Path
+
+from orchestrator.chunker import PackedChunk
+from orchestrator.errors import RunDirError
+from orchestrator.fsutil import make_private_dir, utc_now_iso, write_private_atomic
+from orchestrator.manifest import (
+    MANIFEST_VERSION,
+    ChunkRecord,
+    InputInfo,
+    Manifest,
+    PlanSettings,
+    PlanTotals,
+)
+from orchestrator.multipart import body_overhead
+from orchestrator.planner import PlanOptions, PlanStats, WrittenChunk, plan_export
+from orchestrator.reader import ExportReader, input_fingerprint
+from orchestrator.tracker import Tracker
+
+MANIFEST = "manifest.json"
+CHUNKS = "chunks"
+REJECTS = "rejects.ndjson"
+ERRORS = "errors"
+FAILED_USERS = "failed-users.ndjson"
+RETRY = "retry.json"
+REPORT = "report.json"
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(3)
+
+
+def default_external_id_prefix() -> str:
+    """A fixed-length prefix unique to this plan (fixed length keeps chunk files reproducible)."""
+    return "orch-" + secrets.token_hex(4)
+
+
+def has_plan(run_dir: Path) -> bool:
+    return (run_dir / MANIFEST).is_file()
+
+
+class ChunkWriter:
+    """Stores each packed chunk as DIR/chunks/NNNNNN.json (0600) while planning streams on."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self._run_dir = run_dir
+        self._dir = run_dir / CHUNKS
+        make_private_dir(self._dir)
+        self.paths: list[Path] = []
+
+    def __call__(self, chunk: PackedChunk, external_id: str) -> WrittenChunk:
+        relative = f"{CHUNKS}/{chunk.index:06d}.json"
+        path = self._run_dir / relative
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as file:
+            file.write(chunk.body)
+        self.paths.append(path)
+        return WrittenChunk(
+            index=chunk.index,
+            file=relative,
+            sha256=hashlib.sha256(chunk.body).hexdigest(),
+            bytes=len(chunk.body),
+            users=chunk.users,
+            first_position=chunk.first_position,
+            last_position=chunk.last_position,
+            external_id=external_id,
+            request_bytes=len(chunk.body) + body_overhead(external_id),
+        )
+
+    def sync(self) -> None:
+        """Make every chunk durable before the manifest that names them is written."""
+        for path in self.paths:
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+
+def create_plan(
+    source: str, run_dir: Path, options: PlanOptions, settings: PlanSettings
+) -> tuple[Tracker, PlanStats]:
+    """Plan `source` into a new run directory and return its tracker.
+
+    A directory left by a planning pass that died before its manifest was written is planned again.
+    """
+    if has_plan(run_dir):
+        raise RunDirError(
+            f"{run_dir} already holds a plan; use `orchestrator run` or `resume` to continue it, "
+            "or choose a new --run-dir"
+        )
+    make_private_dir(run_dir)
+    shutil.rmtree(run_dir / CHUNKS, ignore_errors=True)
+    reader = ExportReader(source)
+    writer = ChunkWriter(run_dir)
+    rejects_path = run_dir / REJECTS
+    fd = os.open(rejects_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb", buffering=1 << 20) as rejects:
+        stats = plan_export(reader, options, store_chunk=writer, rejects=rejects)
+    writer.sync()
+    manifest = Manifest(
+        version=MANIFEST_VERSION,
+        run_id=new_run_id(),
+        created_at=utc_now_iso(),
+        input=InputInfo(
+            path=source if source == "-" else str(Path(source).resolve()),
+            bytes=reader.bytes_read,
+            sha256=reader.sha256,
+            format=reader.format,
+            compressed=reader.compressed,
+        ),
+        settings=settings,
+        totals=PlanTotals(
+            users_read=stats.users_read,
+            users_accepted=stats.users_accepted,
+            users_rejected=stats.users_rejected,
+            rejected_by_reason=dict(stats.rejected_by_reason),
+            dropped_fields=dict(stats.dropped_fields),
+            chunks=len(stats.chunks),
+            chunk_bytes=stats.chunk_bytes,
+            mean_fill=round(stats.mean_fill(options.max_request_bytes), 4),
+        ),
+        chunks=[
+            ChunkRecord(
+                index=c.index,
+                file=c.file,
+                sha256=c.sha256,
+                bytes=c.bytes,
+                users=c.users,
+                first_position=c.first_position,
+                last_position=c.last_position,
+                external_id=c.external_id,
+            )
+            for c in stats.chunks
+        ],
+    )
+    return Tracker.create(run_dir, manifest), stats
+
+
+def same_input(manifest: Manifest, source: str) -> bool:
+    """Whether `source` is the very export the plan was made from (size and sha256)."""
+    if source == "-":
+        return False
+    size, digest = input_fingerprint(source)
+    return size == manifest.input.bytes and digest == manifest.input.sha256
+
+
+def write_report_file(run_dir: Path, data: bytes) -> None:
+    write_private_atomic(run_dir / REPORT, data)

@@ -1,0 +1,153 @@
+"""The tenant's user store and what a finished job does to it (reference §11).
+
+Without upsert, a user matching an existing one on email, user_id or username fails DUPLICATED_USER;
+with upsert, an email match updates the upsertable attributes and other matches conflict. A repeat
+inside one file fails like the real service ("A user with this email was already provided.").
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from orchestrator.sandbox.faults import Faults
+from orchestrator.sandbox.settings import UserStoreMode
+from orchestrator.sandbox.users import JsonObject, apply_upsert, check_user, new_profile, redact
+
+DUPLICATE_EXISTING = "The user already exist and upsert parameter is false"
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """A completed job's counts; they always add up: failed + updated + inserted == total."""
+
+    failed: int
+    updated: int
+    inserted: int
+    total: int
+
+    def to_json(self) -> dict[str, int]:
+        return {
+            "failed": self.failed,
+            "updated": self.updated,
+            "inserted": self.inserted,
+            "total": self.total,
+        }
+
+
+@dataclass(slots=True)
+class _Keys:
+    """One connection's unique keys; values are profiles in "full" mode, None in "keys" mode."""
+
+    emails: dict[str, JsonObject | None] = field(default_factory=dict)
+    user_ids: dict[str, JsonObject | None] = field(default_factory=dict)
+    usernames: dict[str, JsonObject | None] = field(default_factory=dict)
+
+
+class UserStore:
+    """Users of every connection, indexed by the keys duplicates are detected on."""
+
+    def __init__(self, mode: UserStoreMode, rng: random.Random) -> None:
+        self._mode = mode
+        self._rng = rng
+        self._connections: dict[str, _Keys] = {}
+        self.count = 0
+
+    def by_email(self, email: str) -> list[JsonObject]:
+        """Every stored profile with this email (any connection), oldest connection first."""
+        wanted = email.lower()
+        found = (keys.emails.get(wanted) for keys in self._connections.values())
+        return [profile for profile in found if profile is not None]
+
+    def import_users(
+        self, users: list[object], *, connection: str, upsert: bool, faults: Faults, now_iso: str
+    ) -> tuple[Summary, list[JsonObject]]:
+        """Apply one job's users; returns its summary and the error entries of the failed users."""
+        keys = self._connections.setdefault(connection, _Keys())
+        seen = _Keys()
+        failures: list[JsonObject] = []
+        inserted = updated = 0
+        for user in users:
+            errors = check_user(user)
+            if not errors and isinstance(user, dict):
+                errors = self._refusal(user, keys, seen, upsert, faults)
+            if errors or not isinstance(user, dict):
+                failures.append({"user": redact(user), "errors": errors})
+                continue
+            _remember(seen, user, None)
+            if upsert and self._update(keys, user, now_iso):
+                updated += 1
+            else:
+                self._insert(keys, user, connection, faults, now_iso)
+                inserted += 1
+        total = len(users)
+        return Summary(len(failures), updated, inserted, total), failures
+
+    def _refusal(
+        self, user: JsonObject, keys: _Keys, seen: _Keys, upsert: bool, faults: Faults
+    ) -> list[JsonObject]:
+        """Why a schema-valid user fails: poisoned, repeated in the file, or clashing with the store."""
+        email = str(user["email"]).lower()
+        poison = faults.poison_for(email)
+        if poison is not None:
+            return [{"code": poison.code, "message": poison.message}]
+        repeated = _matching_key(seen, user)
+        if repeated is not None:
+            message = f"A user with this {repeated} was already provided."
+            return [{"code": "DUPLICATED_USER", "message": message}]
+        existing = _matching_key(keys, user) if self._mode != "none" else None
+        if existing is None or (upsert and existing == "email"):
+            return []
+        if not upsert:
+            return [{"code": "DUPLICATED_USER", "message": DUPLICATE_EXISTING}]
+        code = "CONFLICT_USERNAME" if existing == "username" else "CONFLICT"
+        return [{"code": code, "message": f"A user with this {existing} already exists"}]
+
+    def _update(self, keys: _Keys, user: JsonObject, now_iso: str) -> bool:
+        email = str(user["email"]).lower()
+        if self._mode == "none" or email not in keys.emails:
+            return False
+        profile = keys.emails[email]
+        if profile is not None:
+            apply_upsert(profile, user, now_iso)
+        return True
+
+    def _insert(
+        self, keys: _Keys, user: JsonObject, connection: str, faults: Faults, now_iso: str
+    ) -> None:
+        if self._mode == "none" or faults.is_lost(str(user["email"]).lower()):
+            return
+        user_id = str(user.get("user_id") or self._rng.getrandbits(96).to_bytes(12).hex())
+        profile = None
+        if self._mode == "full":
+            profile = new_profile(user, connection=connection, user_id=user_id, now_iso=now_iso)
+        _remember(keys, {**user, "user_id": user_id}, profile)
+        self.count += 1
+
+
+def _user_keys(user: JsonObject) -> tuple[str, str | None, str | None]:
+    user_id, username = user.get("user_id"), user.get("username")
+    return (
+        str(user["email"]).lower(),
+        f"auth0|{user_id}" if isinstance(user_id, str) and user_id else None,
+        username.lower() if isinstance(username, str) and username else None,
+    )
+
+
+def _matching_key(keys: _Keys, user: JsonObject) -> str | None:
+    """Which key of `user` ("email", "user_id", "username") is already in `keys`, if any."""
+    email, user_id, username = _user_keys(user)
+    if email in keys.emails:
+        return "email"
+    if user_id is not None and user_id in keys.user_ids:
+        return "user_id"
+    return "username" if username is not None and username in keys.usernames else None
+
+
+def _remember(keys: _Keys, user: JsonObject, profile: JsonObject | None) -> None:
+    email, user_id, username = _user_keys(user)
+    keys.emails[email] = profile
+    if user_id is not None:
+        keys.user_ids[user_id] = profile
+    if username is not None:
+        keys.usernames[username] = profile

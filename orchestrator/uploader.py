@@ -1,0 +1,339 @@
+"""The upload engine: keep every job slot busy until each planned chunk has a terminal outcome.
+
+One worker per job slot: a worker takes the next chunk, submits it, polls its job to the end, and takes
+the next; so the number of jobs we hold at Auth0 never exceeds the slots, with no shared bookkeeping.
+Every transition goes through the tracker (durable before the action that depends on it), and the
+tracker's manifest is also the work list, so a resumed run re-attaches to the jobs it already started.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+import anyio
+import orjson
+
+from orchestrator.client import ApiClient, JobInfo, UserError
+from orchestrator.constants import JOB_STATES_TERMINAL, JOB_TIMEOUT_SECONDS
+from orchestrator.errors import (
+    ApiError,
+    AuthError,
+    RateLimitedError,
+    RequestRejectedError,
+    ServerError,
+    SlotsBusyError,
+    TransportError,
+)
+from orchestrator.fsutil import write_private_atomic
+from orchestrator.manifest import ChunkRecord
+from orchestrator.multipart import ImportFields
+from orchestrator.polling import DurationModel, JobPoller, PollTiming
+from orchestrator.tracker import Tracker
+
+EventSink = Callable[[str, Mapping[str, object]], None]
+T = TypeVar("T")
+
+#: Statuses a resumed run re-attaches to (a job id is known and the job may still run).
+IN_FLIGHT = ("pending", "processing")
+
+
+@dataclass(frozen=True, slots=True)
+class UploadSettings:
+    """How chunks are sent; the connection and flags come from the run's recorded settings."""
+
+    connection_id: str
+    upsert: bool = False
+    send_completion_email: bool = False
+    job_slots: int = 2
+    max_attempts: int = 3
+    #: Consecutive POSTs of one chunk that may fail without an answer (reset, 5xx) before giving up.
+    max_post_failures: int = 6
+    #: Polls of one job that may fail in a row (each after the client's own retries) before the run
+    #: stops unfinished.
+    max_poll_failures: int = 5
+    #: A job running longer than this has hit the service's timeout; we stop waiting for it.
+    job_timeout: float = JOB_TIMEOUT_SECONDS + 300.0
+    #: Backoff while every job slot of the tenant is taken by someone else.
+    slot_wait_initial: float = 1.0
+    slot_wait_max: float = 30.0
+    post_retry_initial: float = 0.5
+    post_retry_max: float = 30.0
+    poll: PollTiming = field(default_factory=PollTiming)
+
+
+class ChunkAbandoned(Exception):
+    """Internal: the chunk cannot be sent (bad request for this chunk); record it failed."""
+
+
+class Uploader:
+    """Runs the workers over a run directory's tracker; see module docstring."""
+
+    def __init__(
+        self,
+        run_dir: Path,
+        tracker: Tracker,
+        client: ApiClient,
+        settings: UploadSettings,
+        *,
+        events: EventSink | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._run_dir = run_dir
+        self._tracker = tracker
+        self._client = client
+        self._settings = settings
+        self._emit = events or (lambda name, fields: None)
+        self._rng = rng or random.Random()
+        self._durations = DurationModel()
+        self._queue: list[int] = []
+        self.active_jobs: dict[int, str] = {}  # chunk index -> job id, for progress and interruption
+
+    async def run(self) -> None:
+        """Upload until every chunk is completed or failed; fatal API errors propagate."""
+        self._queue = self._work_order()
+        self._queue.reverse()  # pop() from the end takes them in order
+        async with anyio.create_task_group() as tasks:
+            for chunk in self._tracker.manifest.chunks:
+                failed_users = (chunk.summary or {}).get("failed")
+                if chunk.status == "completed" and failed_users and not chunk.errors_saved:
+                    tasks.start_soon(self.save_errors, chunk.index)  # completed before a stop
+            for slot in range(min(self._settings.job_slots, len(self._queue))):
+                tasks.start_soon(self._worker, slot, tasks)
+
+    def _work_order(self) -> list[int]:
+        """Jobs already running first (they hold slots), then unsent chunks in order."""
+        chunks = self._tracker.manifest.chunks
+        running = [c.index for c in chunks if c.status in IN_FLIGHT and c.job_id]
+        waiting = [c.index for c in chunks if c.status in ("planned", "submitting")]
+        return running + waiting
+
+    async def _worker(self, slot: int, tasks: anyio.abc.TaskGroup) -> None:
+        while self._queue:
+            index = self._queue.pop()
+            await self._process(index, tasks)
+
+    async def _record(self, transition: Callable[..., T], *args: object) -> T:
+        # fsync blocks: keep it off the event loop; shielded so a cancelled run still records it.
+        with anyio.CancelScope(shield=True):
+            result = await anyio.to_thread.run_sync(transition, *args)
+        return result
+
+    async def _process(self, index: int, tasks: anyio.abc.TaskGroup) -> None:
+        chunk = self._tracker.chunk(index)
+        if chunk.status == "submitting":
+            # The process died during this chunk's POST: a job may exist that we never heard of.
+            await self._record(self._tracker.ambiguous, index)
+            self._emit("ambiguous_resubmission", {"chunk": index, "external_id": chunk.external_id})
+        failures = 0
+        while True:
+            if chunk.status in IN_FLIGHT and chunk.job_id:
+                job_id = chunk.job_id
+                submitted_at = time.monotonic()
+            else:
+                try:
+                    job_id, submitted_at = await self._submit(chunk)
+                except ChunkAbandoned as exc:
+                    await self._record(self._tracker.chunk_failed, index, str(exc))
+                    self._emit("chunk_failed", {"chunk": index, "detail": str(exc)})
+                    return
+            self.active_jobs[index] = job_id
+            try:
+                job = await self._wait_for_job(chunk, job_id, submitted_at)
+            finally:
+                self.active_jobs.pop(index, None)
+            if job is not None and job.status == "completed":
+                summary = _summary(job)
+                await self._record(self._tracker.completed, index, summary)
+                self._emit("job_completed", {"chunk": index, "job_id": job_id, **summary})
+                if summary["failed"]:
+                    # Fetched beside the next submission, so the slot is refilled at once.
+                    tasks.start_soon(self.save_errors, index)
+                return
+            outcome, detail = _failure(job)
+            await self._record(self._tracker.attempt_failed, index, outcome, detail)
+            self._emit(
+                "job_failed", {"chunk": index, "job_id": job_id, "outcome": outcome, "detail": detail}
+            )
+            failures += 1  # counted per round: a resumed run gives a failed chunk new attempts
+            if failures >= self._settings.max_attempts:
+                await self._record(
+                    self._tracker.chunk_failed,
+                    index,
+                    f"{failures} jobs ended without completing (last: {outcome})",
+                )
+                self._emit("chunk_failed", {"chunk": index, "detail": detail})
+                return
+            self._emit("retry", {"chunk": index, "reason": outcome})
+
+    async def _submit(self, chunk: ChunkRecord) -> tuple[str, float]:
+        """POST the chunk until a job exists; returns its id and when it was created."""
+        body = await anyio.Path(self._run_dir / chunk.file).read_bytes()
+        fields = ImportFields(
+            connection_id=self._settings.connection_id,
+            upsert=self._settings.upsert,
+            external_id=chunk.external_id,
+            send_completion_email=self._settings.send_completion_email,
+        )
+        post_failures = 0
+        slot_waits = 0
+        await self._record(self._tracker.submitting, chunk.index)
+        while True:
+            try:
+                job = await self._client.create_import_job(body, fields)
+            except SlotsBusyError as exc:
+                # Someone else holds the tenant's slots (or our timed-out job still runs): wait.
+                slot_waits += 1
+                delay = self._backoff(
+                    slot_waits, self._settings.slot_wait_initial, self._settings.slot_wait_max
+                )
+                self._emit(
+                    "slot_wait",
+                    {"chunk": chunk.index, "active_jobs": exc.active_jobs, "seconds": delay},
+                )
+                await anyio.sleep(delay)
+                continue
+            except TransportError as exc:
+                post_failures += 1
+                if exc.maybe_processed:
+                    # The connection broke after the body went out: a job may exist. Record the
+                    # ambiguity, then submit again as a new attempt.
+                    await self._record(self._tracker.ambiguous, chunk.index)
+                    self._emit(
+                        "ambiguous_resubmission",
+                        {"chunk": chunk.index, "external_id": chunk.external_id},
+                    )
+                    await self._retry_pause(chunk, post_failures, str(exc))
+                    await self._record(self._tracker.submitting, chunk.index)
+                    continue
+                await self._retry_pause(chunk, post_failures, str(exc))
+                continue
+            except (ServerError, RateLimitedError) as exc:
+                # The service answered: no job was created. Submit again after a pause.
+                post_failures += 1
+                await self._retry_pause(chunk, post_failures, str(exc))
+                continue
+            except RequestRejectedError as exc:
+                if exc.status == 413:
+                    raise ChunkAbandoned(str(exc)) from exc
+                # A bad connection or request: fatal for the whole run. No job was created, so
+                # say so (a resume must not count this as an ambiguous submission).
+                await self._record(self._tracker.attempt_failed, chunk.index, "rejected", str(exc))
+                raise
+            except AuthError as exc:
+                await self._record(self._tracker.attempt_failed, chunk.index, "rejected", str(exc))
+                raise
+            submitted_at = time.monotonic()
+            await self._record(self._tracker.submitted, chunk.index, job.id)
+            self._emit(
+                "job_submitted",
+                {"chunk": chunk.index, "job_id": job.id, "external_id": chunk.external_id},
+            )
+            return job.id, submitted_at
+
+    async def _retry_pause(self, chunk: ChunkRecord, failures: int, reason: str) -> None:
+        if failures >= self._settings.max_post_failures:
+            raise ChunkAbandoned(f"{failures} submissions failed without an answer; last: {reason}")
+        delay = self._backoff(
+            failures, self._settings.post_retry_initial, self._settings.post_retry_max
+        )
+        self._emit("retry", {"chunk": chunk.index, "reason": reason, "seconds": delay})
+        await anyio.sleep(delay)
+
+    async def _wait_for_job(
+        self, chunk: ChunkRecord, job_id: str, submitted_at: float
+    ) -> JobInfo | None:
+        """Poll the job until it is terminal; None if it vanished or outlived the service timeout."""
+        poller = JobPoller(submitted_at, self._durations, self._settings.poll)
+        deadline = submitted_at + self._settings.job_timeout
+        delay = poller.next_delay(time.monotonic())
+        poll_failures = 0
+        while True:
+            await anyio.sleep(delay)
+            try:
+                job = await self._client.get_job(job_id)
+            except RequestRejectedError as exc:
+                if exc.status == 404:
+                    return None  # deleted (24 h retention) or never existed
+                raise
+            except (TransportError, ServerError, RateLimitedError) as exc:
+                # The client already retried; the job runs on at Auth0 whatever we see, so keep
+                # looking for a while before giving the run up (resume re-attaches to the job).
+                poll_failures += 1
+                if poll_failures >= self._settings.max_poll_failures:
+                    raise
+                delay = self._backoff(poll_failures, 1.0, self._settings.post_retry_max)
+                self._emit("retry", {"chunk": chunk.index, "reason": str(exc), "seconds": delay})
+                continue
+            poll_failures = 0
+            now = time.monotonic()
+            if job.status in JOB_STATES_TERMINAL:
+                if job.status == "completed":
+                    self._durations.observe(now - submitted_at)
+                return job
+            if job.status == "processing" and chunk.status == "pending":
+                await self._record(self._tracker.progressed, chunk.index, "processing")
+            if now > deadline:
+                return JobInfo(
+                    id=job_id,
+                    status="timeout",
+                    external_id=chunk.external_id,
+                    created_at=None,
+                    summary=None,
+                    percentage_done=job.percentage_done,
+                    time_left_seconds=None,
+                    status_details="still running after the service's 2-hour job timeout",
+                )
+            delay = poller.next_delay(now, job.percentage_done, job.time_left_seconds)
+
+    async def save_errors(self, index: int) -> None:
+        """Fetch a completed job's per-user errors now: the service deletes them after 24 hours."""
+        chunk = self._tracker.chunk(index)
+        job_id = chunk.job_id
+        assert job_id is not None
+        try:
+            answer = await self._client.get_job_errors(job_id)
+        except AuthError:
+            raise
+        except ApiError as exc:
+            self._emit("errors_unavailable", {"chunk": index, "job_id": job_id, "detail": str(exc)})
+            return
+        lines = error_lines(chunk, job_id, answer)
+        path = self._run_dir / "errors" / f"{index:06d}.ndjson"
+        await anyio.to_thread.run_sync(write_private_atomic, path, b"".join(lines))
+        await self._record(self._tracker.errors_saved, index)
+
+    def _backoff(self, attempt: int, initial: float, cap: float) -> float:
+        base = min(cap, initial * math.pow(2, attempt - 1))
+        return base * self._rng.uniform(0.75, 1.25)
+
+
+def error_lines(
+    chunk: ChunkRecord, job_id: str, answer: list[UserError] | JobInfo | None
+) -> list[bytes]:
+    """failed-users.ndjson lines for one job: {chunk, job_id, external_id, user, errors}."""
+    base = {"chunk": chunk.index, "job_id": job_id, "external_id": chunk.external_id}
+    if isinstance(answer, list):
+        return [
+            orjson.dumps({**base, "user": item.user, "errors": item.errors}) + b"\n"
+            for item in answer
+        ]
+    detail = answer.status_details if isinstance(answer, JobInfo) else None
+    # 204 or the generic object: the service kept no per-user detail for this job.
+    return [orjson.dumps({**base, "user": None, "errors": [], "detail": detail}) + b"\n"]
+
+
+def _summary(job: JobInfo) -> dict[str, int]:
+    summary = job.summary or {}
+    return {key: int(summary.get(key, 0)) for key in ("total", "inserted", "updated", "failed")}
+
+
+def _failure(job: JobInfo | None) -> tuple[str, str | None]:
+    if job is None:
+        return "lost", "the job is gone (not found): its data may have been deleted after 24 hours"
+    return job.status, job.status_details

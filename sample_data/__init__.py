@@ -1,0 +1,1 @@
+"""Sample exports and their generator (`generate.py`); not part of the installed package."""

@@ -1,0 +1,1 @@
+"""Benchmarks, run by `make bench` only (the default test run ignores this directory)."""
