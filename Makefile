@@ -30,6 +30,21 @@ test: lint
 bench: $(STAMP)
 	$(PY) -m pytest -q -s tests/benchmarks -p no:randomly --override-ini="addopts=-ra"
 
+# A real import of sample_data/ into the local sandbox: start it, run, print the report, stop it.
+DEMO_PORT ?= 8765
+DEMO_DIR := runs/demo
+demo: $(STAMP)
+	@mkdir -p runs && rm -rf $(DEMO_DIR)
+	@$(PY) -m orchestrator sandbox --port $(DEMO_PORT) --job-seconds 2 > runs/sandbox.log 2>&1 & \
+	sandbox=$$!; trap 'kill $$sandbox 2>/dev/null' EXIT; \
+	for i in $$(seq 50); do grep -q '^export AUTH0_CLIENT_SECRET' runs/sandbox.log && break; sleep 0.1; done; \
+	grep -q '^export' runs/sandbox.log || { cat runs/sandbox.log; exit 2; }; \
+	eval "$$(grep '^export' runs/sandbox.log)"; \
+	echo "== orchestrator run sample_data/users.json (sandbox on port $(DEMO_PORT))"; \
+	$(PY) -m orchestrator run sample_data/users.json --run-dir $(DEMO_DIR) \
+		--connection-id con_SandboxDatabase1 --max-request-bytes 60000 --max-rps 10 --log-format text; \
+	status=$$?; echo "== exit code $$status; the run directory is $(DEMO_DIR)"; exit $$status
+
 sample-data: $(STAMP)
 	$(PY) sample_data/generate.py --out sample_data
 

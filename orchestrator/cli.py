@@ -56,7 +56,9 @@ def _add_output_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_plan_options(parser: argparse.ArgumentParser, *, chunking: bool = True) -> None:
-    parser.add_argument("input", help="the export: JSON array or NDJSON, optionally gzipped; - = stdin")
+    parser.add_argument(
+        "input", help="the export: JSON array or NDJSON, optionally gzipped; - = stdin"
+    )
     parser.add_argument(
         "--max-request-bytes",
         type=int,
@@ -174,7 +176,8 @@ def plan_options(ns: argparse.Namespace, *, prefix: str | None = None) -> PlanOp
         max_request_bytes=ns.max_request_bytes,
         keep_user_id_prefix=ns.keep_user_id_prefix,
         drop_unknown_fields=ns.drop_unknown_fields,
-        external_id_prefix=prefix or getattr(ns, "external_id_prefix", None)
+        external_id_prefix=prefix
+        or getattr(ns, "external_id_prefix", None)
         or default_external_id_prefix(),
     )
 
@@ -205,14 +208,16 @@ def cmd_validate(ns: argparse.Namespace, log: EventLog) -> int:
     if ns.rejects:
         fd = os.open(ns.rejects, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb", buffering=1 << 20) as rejects:
-            stats = plan_export(reader, options, store_chunk=count_only_sink(options), rejects=rejects)
+            stats = plan_export(
+                reader, options, store_chunk=count_only_sink(options), rejects=rejects
+            )
     else:
         stats = plan_export(reader, options, store_chunk=count_only_sink(options))
-    log.summary(render_plan(stats, options, chunks_written=False), _plan_json(stats, options))
+    log.summary(render_plan(stats, options, chunks_written=False), plan_summary(stats, options))
     return Outcome.USERS_FAILED if stats.users_rejected else Outcome.OK
 
 
-def _plan_json(stats: PlanStats, options: PlanOptions) -> dict[str, object]:
+def plan_summary(stats: PlanStats, options: PlanOptions) -> dict[str, object]:
     return {
         "users_read": stats.users_read,
         "accepted": stats.users_accepted,
@@ -230,7 +235,7 @@ def cmd_chunk(ns: argparse.Namespace, log: EventLog) -> int:
     options = plan_options(ns)
     tracker, stats = create_plan(ns.input, ns.run_dir, options, plan_settings(options, ns))
     tracker.close()
-    log.summary(render_plan(stats, options, chunks_written=True), _plan_json(stats, options))
+    log.summary(render_plan(stats, options, chunks_written=True), plan_summary(stats, options))
     return Outcome.USERS_FAILED if stats.users_rejected else Outcome.OK
 
 
@@ -317,5 +322,3 @@ def run() -> NoReturn:
     # A closed stdout (| head) should end quietly, not with a traceback.
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     sys.exit(main())
-
-

@@ -18,11 +18,25 @@ from typing import TypeVar
 import anyio
 import orjson
 
-from orchestrator.cli import PROG, Interrupted, plan_options, plan_settings, render_plan
+from orchestrator.cli import (
+    PROG,
+    Interrupted,
+    plan_options,
+    plan_settings,
+    plan_summary,
+    render_plan,
+)
 from orchestrator.client import ApiClient, ClientSettings
 from orchestrator.constants import DEFAULT_JOB_SLOTS, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_RPS
 from orchestrator.credentials import Credentials
-from orchestrator.errors import ApiError, AuthError, ConfigError, RequestRejectedError, RunDirError
+from orchestrator.errors import (
+    ApiError,
+    AuthError,
+    ConfigError,
+    OrchestratorError,
+    RequestRejectedError,
+    RunDirError,
+)
 from orchestrator.manifest import Manifest, verify_chunk_files
 from orchestrator.multipart import CONNECTION_ID_PATTERN
 from orchestrator.output import EventLog
@@ -58,7 +72,30 @@ def _check_connection_id(connection_id: str | None) -> str:
 
 
 def _run_async(function: Callable[[], Awaitable[T]]) -> T:
-    return anyio.run(function, backend="asyncio")
+    """Run `function` in a fresh event loop; task-group error groups come out as their first error."""
+    try:
+        return anyio.run(function, backend="asyncio")
+    except BaseExceptionGroup as group:
+        raise _first_error(group) from group
+
+
+def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The error that matters in a group: an interruption first, then our own errors, in order."""
+    leaves: list[BaseException] = []
+
+    def collect(exc: BaseException) -> None:
+        if isinstance(exc, BaseExceptionGroup):
+            for inner in exc.exceptions:
+                collect(inner)
+        else:
+            leaves.append(exc)
+
+    collect(group)
+    for kinds in ((Interrupted, KeyboardInterrupt), (OrchestratorError,)):
+        for leaf in leaves:
+            if isinstance(leaf, kinds):
+                return leaf
+    return leaves[0]
 
 
 async def _preflight(credentials: Credentials, settings: ClientSettings) -> None:
@@ -87,7 +124,7 @@ def cmd_run(ns: argparse.Namespace, log: EventLog) -> int:
     else:
         options = plan_options(ns)
         tracker, stats = create_plan(ns.input, run_dir, options, plan_settings(options, ns))
-        log.info(render_plan(stats, options, chunks_written=True))
+        log.plan(render_plan(stats, options, chunks_written=True), plan_summary(stats, options))
     settings = tracker.manifest.settings
     if settings.connection_id not in (None, connection_id) and _anything_sent(tracker.manifest):
         tracker.close()
@@ -180,7 +217,9 @@ def upload_and_report(
             if not sent_before and not any(
                 a.job_id for c in tracker.manifest.chunks for a in c.attempts
             ):
-                raise ConfigError(str(exc)) from exc  # nothing was imported: the run could not start
+                raise ConfigError(
+                    str(exc)
+                ) from exc  # nothing was imported: the run could not start
             raise
         except Interrupted as exc:
             tracker.close()

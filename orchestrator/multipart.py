@@ -60,7 +60,7 @@ def encode_import_body(users_json: bytes, fields: ImportFields, boundary: str) -
             _text_part(boundary, "external_id", fields.external_id),
             _text_part(boundary, "send_completion_email", _flag(fields.send_completion_email)),
             (
-                f"--{boundary}\r\nContent-Disposition: form-data; name=\"users\"; "
+                f'--{boundary}\r\nContent-Disposition: form-data; name="users"; '
                 f'filename="{USERS_FILENAME}"\r\nContent-Type: application/json\r\n\r\n'
             ).encode(),
         )

@@ -73,6 +73,14 @@ class EventLog:
             self._out.write(text + "\n")
         self._out.flush()
 
+    def plan(self, text: str, data: Mapping[str, object]) -> None:
+        """The plan's counts before uploading: text lines, or one `plan` JSON event."""
+        if self.json_lines:
+            self("plan", data)
+        elif not self.quiet:
+            self._err.write(text + "\n")
+            self._err.flush()
+
     def info(self, text: str) -> None:
         """A line of information for people (not shown with --quiet; an event in JSON mode)."""
         if self.quiet:

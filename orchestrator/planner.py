@@ -108,7 +108,8 @@ class Rejection:
                 "position": self.position,
                 "where": self.where,
                 "reasons": [
-                    {"reason": p.reason, "path": p.path, "message": p.message} for p in self.problems
+                    {"reason": p.reason, "path": p.path, "message": p.message}
+                    for p in self.problems
                 ],
                 "user": self.user,
             }

@@ -44,6 +44,10 @@ _SCALAR: Final = re.compile(rb'[^ \t\n\r,\[\]{}"]*')
 _OPENERS: Final = frozenset(b"[{")
 #: orjson refuses documents nested deeper than this.
 MAX_DEPTH: Final = 1024
+#: Default cap on one top-level value (or NDJSON line). A user over 512,000 bytes can never be
+#: imported; a value this large means the file is not a user export (e.g. one `{"users": [...]}`
+#: line), and the cap keeps memory bounded when that happens.
+DEFAULT_MAX_VALUE_BYTES: Final = 64 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +94,7 @@ class ExportReader:
         *,
         block_size: int = DEFAULT_BLOCK_SIZE,
         batch_bytes: int = DEFAULT_BATCH_BYTES,
+        max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
     ) -> None:
         """Prepare to read ``source``, a file path or ``-`` for stdin.
 
@@ -99,18 +104,22 @@ class ExportReader:
             source: the export's path, or ``-`` for stdin.
             block_size: bytes per read from the source.
             batch_bytes: decompressed bytes parsed per batch (at most ``block_size``).
+            max_value_bytes: a larger top-level value (or NDJSON line) is an InputError.
 
         Raises:
             InputError: the path does not exist, is a directory or cannot be read.
-            ValueError: ``block_size`` or ``batch_bytes`` is not positive.
+            ValueError: a size is not positive.
         """
-        if block_size < 1 or batch_bytes < 1:
-            raise ValueError(f"sizes must be positive, got {block_size=} {batch_bytes=}")
+        if min(block_size, batch_bytes, max_value_bytes) < 1:
+            raise ValueError(
+                f"sizes must be positive, got {block_size=} {batch_bytes=} {max_value_bytes=}"
+            )
         self.path = source
         self.format = ""
         self.compressed = False
         self._block_size = block_size
         self._batch_bytes = min(batch_bytes, block_size)
+        self._max_value = max_value_bytes
         self._label = "<stdin>" if source == "-" else source
         self._hash = hashlib.sha256()
         self._bytes_read = 0
@@ -231,10 +240,10 @@ class ExportReader:
     def _parser_for(self, first: int, skipped: int, newlines: int) -> _Parser:
         if first == ord("["):
             self.format = "json"
-            return _JsonArrayParser(self._label, offset=skipped)
+            return _JsonArrayParser(self._label, offset=skipped, max_value=self._max_value)
         if first == ord("{"):
             self.format = "ndjson"
-            return _NdjsonParser(self._label, lines_before=newlines)
+            return _NdjsonParser(self._label, lines_before=newlines, max_value=self._max_value)
         raise InputError(
             "the input is neither a JSON array (starting with '[') nor NDJSON (one object per "
             "line, starting with '{'): export the users as JSON",
@@ -325,23 +334,41 @@ def _decode_error(text: bytes, exc: orjson.JSONDecodeError) -> tuple[str, int]:
 class _NdjsonParser:
     """One JSON value per line; blank lines are skipped, line numbers count every line."""
 
-    def __init__(self, label: str, *, lines_before: int) -> None:
+    def __init__(self, label: str, *, lines_before: int, max_value: int) -> None:
         self._label = label
         self._line = lines_before  # lines completely consumed so far
-        self._rest = b""
+        self._max_value = max_value
+        self._rest: list[bytes] = []  # the unfinished last line, in pieces: joined once, when done
+        self._rest_size = 0
 
     def feed(self, data: bytes) -> list[SourceRecord]:
-        buf = self._rest + data if self._rest else data
-        cut = buf.rfind(b"\n")
+        cut = data.rfind(b"\n")
         if cut < 0:
-            self._rest = buf
+            self._keep(data)
             return []
-        self._rest = buf[cut + 1 :]
-        return self._lines(buf[:cut].split(b"\n"))
+        text = b"".join((*self._rest, data[:cut])) if self._rest else data[:cut]
+        self._rest.clear()
+        self._rest_size = 0
+        self._keep(data[cut + 1 :])
+        return self._lines(text.split(b"\n"))
 
     def finish(self) -> list[SourceRecord]:
-        rest, self._rest = self._rest, b""
+        rest = b"".join(self._rest)
         return self._lines([rest]) if rest.strip() else []
+
+    def _keep(self, piece: bytes) -> None:
+        if not piece:
+            return
+        self._rest.append(piece)
+        self._rest_size += len(piece)
+        if self._rest_size > self._max_value:
+            raise InputError(
+                f"the line is longer than {self._max_value} bytes, far more than any user: NDJSON "
+                "needs one user per line (if the users sit in one object such as "
+                '{"users": [...]}, extract the array first, e.g. with jq)',
+                path=self._label,
+                where=f"line {self._line + 1}",
+            )
 
     def _lines(self, lines: list[bytes]) -> list[SourceRecord]:
         first = self._line + 1
@@ -385,26 +412,47 @@ class _JsonArrayParser:
     exactly by bracket matching, which also locates errors to the byte.
     """
 
-    def __init__(self, label: str, *, offset: int) -> None:
+    def __init__(self, label: str, *, offset: int, max_value: int) -> None:
         self._label = label
+        self._max_value = max_value
         self._buf = b""
         self._pos = 0  # next unread byte of _buf
         self._offset = offset  # stream offset of _buf[0]
         self._state = _FIRST
         self._index = 0
         self._opened = False
+        self._new: list[bytes] = []  # data fed but not yet joined to _buf
+        self._new_size = 0
+        # An element larger than what is buffered: parse again only once this much more arrived,
+        # so a huge element is rescanned a logarithmic number of times, not once per feed.
+        self._wait_for = 0
 
     def feed(self, data: bytes) -> list[SourceRecord]:
-        self._offset += self._pos
-        self._buf = self._buf[self._pos :] + data if self._pos < len(self._buf) else data
-        self._pos = 0
-        records: list[SourceRecord] = []
-        self._parse(records, eof=False)
-        return records
+        self._new.append(data)
+        self._new_size += len(data)
+        unread = len(self._buf) - self._pos + self._new_size
+        if unread > self._max_value:
+            self._fail(
+                f"element {self._index} (which starts at byte {self._offset + self._pos}) is "
+                f"larger than {self._max_value} bytes, far more than any user: is this a user "
+                "export?",
+                len(self._buf),
+            )
+        if self._new_size < self._wait_for:
+            return []
+        return self._parse_new(eof=False)
 
     def finish(self) -> list[SourceRecord]:
+        return self._parse_new(eof=True)
+
+    def _parse_new(self, *, eof: bool) -> list[SourceRecord]:
+        self._offset += self._pos
+        self._buf = b"".join((self._buf[self._pos :], *self._new))
+        self._pos = 0
+        self._new.clear()
+        self._new_size = 0
         records: list[SourceRecord] = []
-        self._parse(records, eof=True)
+        self._parse(records, eof=eof)
         return records
 
     def _parse(self, out: list[SourceRecord], *, eof: bool) -> None:
@@ -430,7 +478,9 @@ class _JsonArrayParser:
                 if char == ord("{"):
                     self._fast(out)
                 if not self._exact(out, eof=eof):
+                    self._wait_for = len(buf) - self._pos
                     return
+                self._wait_for = 0
 
     def _separator(self, char: int, pos: int) -> None:
         if char == ord(","):

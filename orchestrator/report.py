@@ -103,9 +103,7 @@ def build_report(run_dir: Path, manifest: Manifest) -> dict[str, object]:
         "chunks_by_status": dict(chunks_by_status),
         "unfinished_chunks": unfinished,
         "jobs": sum(1 for a in attempts if a.job_id),
-        "users_in_failed_chunks": sum(
-            c.users for c in manifest.chunks if c.status == "failed"
-        ),
+        "users_in_failed_chunks": sum(c.users for c in manifest.chunks if c.status == "failed"),
         "inserted": inserted,
         "updated": updated,
         "failed": failed,
@@ -120,6 +118,7 @@ def build_report(run_dir: Path, manifest: Manifest) -> dict[str, object]:
         ],
         "duration_seconds": round(duration, 3),
         "users_per_hour": round(imported * 3600 / duration) if duration > 0 else None,
+        "next_step": f"orchestrator resume --run-dir {run_dir}" if unfinished else None,
     }
 
 
@@ -157,7 +156,7 @@ def render_report(report: dict[str, object]) -> str:
         lines.append(
             f"  {len(report['unfinished_chunks'])} chunk(s) unfinished "  # type: ignore[arg-type]
             f"({report['users_in_failed_chunks']:,} users in failed chunks): "
-            "run `orchestrator resume --run-dir DIR` to continue"
+            f"run `{report['next_step']}` to continue"
         )
     return "\n".join(lines)
 

@@ -92,7 +92,9 @@ class Uploader:
         self._rng = rng or random.Random()
         self._durations = DurationModel()
         self._queue: list[int] = []
-        self.active_jobs: dict[int, str] = {}  # chunk index -> job id, for progress and interruption
+        self.active_jobs: dict[
+            int, str
+        ] = {}  # chunk index -> job id, for progress and interruption
 
     async def run(self) -> None:
         """Upload until every chunk is completed or failed; fatal API errors propagate."""
@@ -158,7 +160,8 @@ class Uploader:
             outcome, detail = _failure(job)
             await self._record(self._tracker.attempt_failed, index, outcome, detail)
             self._emit(
-                "job_failed", {"chunk": index, "job_id": job_id, "outcome": outcome, "detail": detail}
+                "job_failed",
+                {"chunk": index, "job_id": job_id, "outcome": outcome, "detail": detail},
             )
             failures += 1  # counted per round: a resumed run gives a failed chunk new attempts
             if failures >= self._settings.max_attempts:

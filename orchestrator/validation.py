@@ -186,6 +186,7 @@ _ALGORITHMS: Final = (
     "scrypt",
 )
 _UTF8_ALGORITHMS: Final = frozenset({"argon2", "bcrypt", "ldap", "pbkdf2"})
+_DIGEST_ALGORITHMS: Final = frozenset({"md4", "md5", "sha1", "sha256", "sha512"})
 _NO_SALT_ALGORITHMS: Final = frozenset({"argon2", "ldap", "pbkdf2"})
 _ENCODINGS: Final = ("base64", "hex", "utf8")
 _HMAC_DIGESTS: Final = (
@@ -327,25 +328,30 @@ def _is_password_hash(value: object) -> bool:
 
 
 _CONTAINERS: Final = frozenset({dict, list})
+# Metadata key names repeat from user to user ("theme", "roles", ...): once a name is known to be
+# clean, a whole dict of known names is cleared by one C-level subset test. Bounded, and shared by
+# all validators (the answer depends only on the string).
+_CLEAN_KEYS: Final[set[str]] = set()
+_MAX_CLEAN_KEYS: Final = 16_384
 
 
 def _keys_ok(obj: dict[str, object]) -> bool:
-    """No key at any depth contains '.' or '$' (recursive: fast for the usual shallow metadata)."""
-    for key, value in obj.items():
-        if "." in key or "$" in key:  # a non-string key raises TypeError: check() diagnoses
-            return False
-        if type(value) in _CONTAINERS and not _nested_ok(value):
-            return False
-    return True
+    """No key at any depth contains '.' or '$' (fast for the usual small, shallow metadata)."""
+    if not _CLEAN_KEYS.issuperset(obj):
+        for key in obj:
+            if "." in key or "$" in key:  # a non-string key raises TypeError: check() diagnoses
+                return False
+        if len(_CLEAN_KEYS) < _MAX_CLEAN_KEYS:
+            _CLEAN_KEYS.update(obj)
+    values = obj.values()
+    return _CONTAINERS.isdisjoint(map(type, values)) or all(map(_nested_ok, values))
 
 
 def _nested_ok(value: object) -> bool:
     if type(value) is dict:
         return _keys_ok(value)
     if type(value) is list:
-        for item in value:
-            if type(item) in _CONTAINERS and not _nested_ok(item):
-                return False
+        return _CONTAINERS.isdisjoint(map(type, value)) or all(map(_nested_ok, value))
     return True
 
 
@@ -358,15 +364,58 @@ def _is_user_metadata(value: object) -> bool:
 
 
 def _is_custom_password_hash(value: object) -> bool:
+    """Fast accept of the usual `{algorithm, hash: {value[, encoding]}}`; else the full check."""
+    if type(value) is dict and len(value) == 2:
+        hash_ = value.get("hash")
+        if type(hash_) is dict and (len(hash_) == 1 or (len(hash_) == 2 and "encoding" in hash_)):
+            fast = _fast_hash_value(
+                value.get("algorithm"), hash_.get("value"), hash_.get("encoding")
+            )
+            if fast is not None:
+                return fast
     out: list[Problem] = []
     _diagnose_custom_password_hash(value, out)
     return not out
 
 
+def _fast_hash_value(algorithm: object, value: object, encoding: object) -> bool | None:
+    """Whether a plain hash value is valid for `algorithm`; None if the shape needs the full check."""
+    if type(value) is not str or type(algorithm) is not str:
+        return None
+    if algorithm in _DIGEST_ALGORITHMS:
+        if encoding == "hex":
+            return _HEX.fullmatch(value) is not None
+        if encoding == "base64":
+            return _BASE64.fullmatch(value) is not None
+        return None
+    if encoding is not None and encoding != "utf8":
+        return None
+    if algorithm == "bcrypt":
+        return _BCRYPT.fullmatch(value) is not None
+    if algorithm in ("argon2", "pbkdf2", "ldap"):
+        return not _hash_format_fault(algorithm, value)
+    return None
+
+
 def _is_mfa_factors(value: object) -> bool:
-    out: list[Problem] = []
-    _diagnose_mfa_factors(value, out)
-    return not out
+    if type(value) is not list or not 0 < len(value) <= _MFA_MAX:
+        return False
+    for factor in value:
+        if type(factor) is not dict or len(factor) != 1:
+            return False
+        for kind, inner in factor.items():
+            if type(inner) is not dict or len(inner) != 1:
+                return False
+            if kind == "totp":
+                secret = inner.get("secret")
+                if type(secret) is not str or _TOTP_SECRET.fullmatch(secret) is None:
+                    return False
+            elif kind == "phone":
+                if not _is_phone(inner.get("value")):
+                    return False
+            elif kind != "email" or not _is_email(inner.get("value")):
+                return False
+    return True
 
 
 def _bounded(limit: int) -> Callable[[object], bool]:

@@ -150,7 +150,7 @@ def _gzipped(data: bytes, members: int) -> bytes:
     return b"".join(gzip.compress(part, mtime=0) for part in parts)
 
 
-_SETTINGS = settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+_SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @_SETTINGS
@@ -597,3 +597,18 @@ def test_reading_stops_cleanly_when_the_caller_stops(tmp_path: Path) -> None:
     batches = ExportReader(str(path), block_size=4096).batches()
     next(batches)
     batches.close()
+
+
+def test_stdin_missing_or_failing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "stdin", None)
+    with pytest.raises(InputError, match="no standard input"):
+        list(ExportReader("-").batches())
+
+    class Failing(io.RawIOBase):
+        def read(self, size: int = -1) -> bytes:
+            raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(sys, "stdin", SimpleNamespace(buffer=Failing()))
+    with pytest.raises(InputError, match="cannot read the input: Input/output error") as caught:
+        list(ExportReader("-").batches())
+    assert caught.value.path == "<stdin>"

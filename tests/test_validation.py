@@ -1035,3 +1035,85 @@ def test_dropped_field_counts_survive_many_distinct_field_sets() -> None:
     assert dropped["created_at"] == 5_000
     assert dropped["extra0"] == dropped["extra4999"] == 1
     assert len(dropped) == 5_001
+
+
+_HASH_VALUES = st.sampled_from(
+    [entry["hash"]["value"] for entry in CUSTOM_HASHES.values()]
+    + ["", "zz", "abcd", "{CRYPT}abcd", "{SHA}abcd", "$argon2id$bad", "$pbkdf2-sha3$i=1$YQ$YQ"]
+)
+
+
+@st.composite
+def custom_password_hashes(draw: st.DrawFn) -> object:
+    """Mostly well-formed custom_password_hash objects with random faults mixed in."""
+    if draw(st.integers(0, 20)) == 0:
+        return draw(_ANY_VALUE)
+    hash_: dict[str, Any] = {}
+    if draw(st.integers(0, 9)):
+        hash_["value"] = draw(_HASH_VALUES | st.integers())
+    hash_choices: list[tuple[str, list[Any]]] = [
+        ("encoding", ["hex", "base64", "utf8", "binary", 3]),
+        ("digest", ["sha256", "sha3"]),
+        ("key", [{"value": "k"}, {"value": "6b", "encoding": "hex"}, {}, "k"]),
+        ("extra", [1]),
+    ]
+    for key, options in hash_choices:
+        if draw(st.integers(0, 3)) == 0 or (key == "encoding" and draw(st.booleans())):
+            hash_[key] = draw(st.sampled_from(options))
+    value: dict[str, Any] = {"hash": hash_ if draw(st.integers(0, 15)) else "flat"}
+    if draw(st.integers(0, 15)):
+        value["algorithm"] = draw(
+            st.sampled_from([*sorted({c["algorithm"] for c in CUSTOM_HASHES.values()}), "sha3", 5])
+        )
+    top_choices: list[tuple[str, list[Any]]] = [
+        ("salt", [{"value": "abc123"}, {"value": "ab", "encoding": "hex"}, {"position": "x"}]),
+        ("keylen", [32, 0, 32.0]),
+        ("cost", [1024, 1000]),
+        ("password", [{"encoding": "utf8"}, {"encoding": "utf32"}]),
+        ("extra", [1]),
+    ]
+    for key, options in top_choices:
+        if draw(st.integers(0, 5)) == 0:
+            value[key] = draw(st.sampled_from(options))
+    return value
+
+
+@settings(max_examples=300)
+@given(custom_password_hashes())
+def test_custom_password_hash_fast_check_matches_the_diagnosis(value: object) -> None:
+    from orchestrator import validation
+
+    problems: list[Problem] = []
+    validation._diagnose_custom_password_hash(value, problems)
+    assert validation._is_custom_password_hash(value) == (not problems)
+
+
+@settings(max_examples=200)
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                {"totp": {"secret": "JBTWY3DPEHPK3PNP"}},
+                {"totp": {"secret": "jbtwy3dp"}},
+                {"totp": {"value": "JBTWY3DPEHPK3PNP"}},
+                {"phone": {"value": "+15551234567"}},
+                {"phone": {"value": "5551234567"}},
+                {"email": {"value": "a@example.com"}},
+                {"email": {"value": "a@example.com", "extra": 1}},
+                {"email": {"value": "nope"}},
+                {"sms": {"value": "+15551234567"}},
+                {"totp": {"secret": "JBTWY3DPEHPK3PNP"}, "phone": {"value": "+15551234567"}},
+                {},
+                "totp",
+            ]
+        ),
+        max_size=12,
+    )
+    | _ANY_VALUE
+)
+def test_mfa_fast_check_matches_the_diagnosis(value: object) -> None:
+    from orchestrator import validation
+
+    problems: list[Problem] = []
+    validation._diagnose_mfa_factors(value, problems)
+    assert validation._is_mfa_factors(value) == (not problems)

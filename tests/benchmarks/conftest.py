@@ -23,13 +23,15 @@ ROWS = pytest.StashKey[list[BenchRow]]()
 RATES = pytest.StashKey[dict[str, float]]()
 
 
-#: Benchmark modules pytest collects (named bench_*, so no default run picks them up). Other
-#: bench_*.py files here are stand-alone scripts (e.g. bench_validation.py), not for pytest.
-BENCH_MODULES = frozenset({"bench_chunk.py"})
-
-
 def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Module | None:
-    if file_path.name not in BENCH_MODULES:
+    """Collect bench_*.py modules that define tests (named so that no default run picks them up).
+
+    bench_*.py files without a `def test_` are stand-alone timing scripts (e.g.
+    bench_validation.py): they are run by hand and never imported here.
+    """
+    if not (file_path.name.startswith("bench_") and file_path.suffix == ".py"):
+        return None
+    if "\ndef test_" not in file_path.read_text(encoding="utf-8"):
         return None
     if parent.session.isinitpath(file_path):
         return None  # named on the command line: pytest collects it already
