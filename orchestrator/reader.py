@@ -430,14 +430,6 @@ class _JsonArrayParser:
     def feed(self, data: bytes) -> list[SourceRecord]:
         self._new.append(data)
         self._new_size += len(data)
-        unread = len(self._buf) - self._pos + self._new_size
-        if unread > self._max_value:
-            self._fail(
-                f"element {self._index} (which starts at byte {self._offset + self._pos}) is "
-                f"larger than {self._max_value} bytes, far more than any user: is this a user "
-                "export?",
-                len(self._buf),
-            )
         if self._new_size < self._wait_for:
             return []
         return self._parse_new(eof=False)
@@ -478,7 +470,7 @@ class _JsonArrayParser:
                 if char == ord("{"):
                     self._fast(out)
                 if not self._exact(out, eof=eof):
-                    self._wait_for = len(buf) - self._pos
+                    self._wait_for = self._unfinished_size()
                     return
                 self._wait_for = 0
 
@@ -528,6 +520,17 @@ class _JsonArrayParser:
         self._index += 1
         self._pos, self._state = end, _SEP
         return True
+
+    def _unfinished_size(self) -> int:
+        """Bytes of the element being read so far; refuses one too large to be a user."""
+        size = len(self._buf) - self._pos
+        if size > self._max_value:
+            self._fail(
+                f"element {self._index} is larger than {self._max_value} bytes, far more than "
+                "any user: is this a user export?",
+                self._pos,
+            )
+        return size
 
     def _fail_at_end(self) -> None:
         if self._state != _END:

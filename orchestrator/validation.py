@@ -10,9 +10,9 @@ from __future__ import annotations
 import difflib
 import re
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, cast
 
 #: Every reason code a local reject can carry, with a one-line description for docs and reports.
 REASONS: Final[dict[str, str]] = {
@@ -344,14 +344,17 @@ def _keys_ok(obj: dict[str, object]) -> bool:
         if len(_CLEAN_KEYS) < _MAX_CLEAN_KEYS:
             _CLEAN_KEYS.update(obj)
     values = obj.values()
-    return _CONTAINERS.isdisjoint(map(type, values)) or all(map(_nested_ok, values))
+    # Function calls are the dominant cost here, so scalars are never visited one by one.
+    return _CONTAINERS.isdisjoint(map(type, values)) or _items_ok(values)
 
 
-def _nested_ok(value: object) -> bool:
-    if type(value) is dict:
-        return _keys_ok(value)
-    if type(value) is list:
-        return _CONTAINERS.isdisjoint(map(type, value)) or all(map(_nested_ok, value))
+def _items_ok(items: Iterable[object]) -> bool:
+    for item in items:
+        if type(item) is list:
+            if not (_CONTAINERS.isdisjoint(map(type, item)) or _items_ok(item)):
+                return False
+        elif type(item) is dict and not _keys_ok(item):
+            return False
     return True
 
 
@@ -448,6 +451,72 @@ _FAST: Final[dict[str, Callable[[object], bool]]] = {
 }
 assert _FAST.keys() == ALLOWED_FIELDS
 
+# --- compiled per-shape checks -------------------------------------------------------------------
+# Python function calls dominate the cost of validating in pure Python. So for each distinct key
+# layout ("shape") of the input, a checker is generated once: it unpacks the values in order and
+# tests each with an inline expression, calling a predicate above only when that cannot decide
+# (every inline test implies its predicate). Input keys never reach the generated source: only
+# field names from ALLOWED_FIELDS do, each selecting a fixed template.
+
+ShapeCheck = Callable[[dict[str, object]], bool]
+
+_INLINE: Final[dict[str, str]] = {
+    "email": "type({v}) is str and (len({v}) <= 65 and _email_ascii({v}) is not None"
+    " or _is_email({v}))",
+    "email_verified": "{v} is True or {v} is False",
+    "phone_verified": "{v} is True or {v} is False",
+    "blocked": "{v} is True or {v} is False",
+    "given_name": "type({v}) is str and 0 < len({v}) <= 75 or _max150({v})",
+    "family_name": "type({v}) is str and 0 < len({v}) <= 75 or _max150({v})",
+    "name": "type({v}) is str and 0 < len({v}) <= 150 or _max300({v})",
+    "nickname": "type({v}) is str and 0 < len({v}) <= 150 or _max300({v})",
+    "user_id": "type({v}) is str and {v}.isascii() and 0 < len({v}) <= 255"
+    " and {v}.isprintable() and ' ' not in {v} or _is_user_id({v})",
+    "picture": "type({v}) is str and {v}.startswith('https://') and len({v}) > 8"
+    " and {v}[8] not in '/?#' and {v}.isascii() and {v}.isprintable() and ' ' not in {v}"
+    " or _is_picture({v})",
+    "password_hash": "type({v}) is str and _bcrypt({v}) is not None",
+    "phone_number": "type({v}) is str and _phone({v}) is not None",
+    "app_metadata": "type({v}) is dict and _forbidden.isdisjoint({v}) and _keys_ok({v})",
+    "user_metadata": "type({v}) is dict and _keys_ok({v})",
+}
+_SHAPE_GLOBALS: Final[dict[str, object]] = {
+    "_email_ascii": _EMAIL_ASCII.fullmatch,
+    "_is_email": _is_email,
+    "_max150": _FAST["given_name"],
+    "_max300": _FAST["name"],
+    "_is_user_id": _is_user_id,
+    "_is_picture": _is_picture,
+    "_bcrypt": _BCRYPT.fullmatch,
+    "_phone": _PHONE.fullmatch,
+    "_forbidden": FORBIDDEN_APP_METADATA_KEYS,
+    "_keys_ok": _keys_ok,
+    "F": _FAST,
+}
+_MAX_SHAPES: Final = 512
+
+
+def _compile_shape(shape: tuple[object, ...]) -> ShapeCheck:
+    """A checker for users whose keys are exactly `shape`, in this order (unknown keys ignored)."""
+    tests = [
+        _INLINE.get(key, "F[{key!r}]({v})").format(v=f"v{i}", key=key)
+        for i, key in enumerate(shape)
+        if isinstance(key, str) and key in ALLOWED_FIELDS
+    ]
+    unpack = "".join(f"v{i}, " for i in range(len(shape)))
+    source = "\n".join(
+        [
+            "def check(user):",
+            f"    {unpack}= user.values()",
+            *(f"    if not ({test}):\n        return False" for test in tests),
+            "    return True",
+        ]
+    )
+    namespace = dict(_SHAPE_GLOBALS)
+    # exec is safe here: the source is built from the fixed templates above, never from input.
+    exec(compile(source, "<orchestrator.validation shape check>", "exec"), namespace)  # noqa: S102
+    return cast(ShapeCheck, namespace["check"])
+
 
 class UserValidator:
     """Normalises users in place and lists every schema problem of each.
@@ -470,6 +539,8 @@ class UserValidator:
         self._dropped_folded: Counter[str] = Counter()
         self._strip_prefix = not options.keep_user_id_prefix
         self._drop_unknown = options.drop_unknown_fields
+        # shape -> (compiled check, or None when such users always need the diagnosis; keys to drop)
+        self._shapes: dict[tuple[object, ...], tuple[ShapeCheck | None, tuple[str, ...]]] = {}
 
     def check(self, value: object) -> list[Problem]:
         """Normalise `value` in place (if a dict) and return its problems; [] means valid.
@@ -502,6 +573,32 @@ class UserValidator:
 
     def _fast_valid(self, user: dict[str, object]) -> bool:
         """True when `user` is certainly valid; may be False for a valid one (then diagnose)."""
+        shape = tuple(user)
+        plan = self._shapes.get(shape)
+        if plan is None:
+            if len(self._shapes) >= _MAX_SHAPES:  # an input without a regular layout
+                return self._fast_valid_generic(user)
+            plan = self._shapes[shape] = self._plan(shape)
+        check, unknown = plan
+        if check is None or not check(user):
+            return False
+        if unknown:
+            self._drop(user, unknown)
+        return True
+
+    def _plan(self, shape: tuple[object, ...]) -> tuple[ShapeCheck | None, tuple[str, ...]]:
+        unknown = tuple(str(key) for key in shape if key not in ALLOWED_FIELDS)
+        if (
+            "email" not in shape
+            or ("password_hash" in shape and "custom_password_hash" in shape)
+            or (unknown and not self._drop_unknown)
+            or not all(isinstance(key, str) for key in shape)
+        ):
+            return None, unknown
+        return _compile_shape(shape), unknown
+
+    def _fast_valid_generic(self, user: dict[str, object]) -> bool:
+        """`_fast_valid` without compiled shapes: one pass over the keys, dispatching on each."""
         fast = _FAST
         unknown: list[str] | None = None
         for key, value in user.items():
@@ -529,7 +626,7 @@ class UserValidator:
                 total[key] += users
         return total
 
-    def _drop(self, user: dict[str, object], keys: list[str]) -> None:
+    def _drop(self, user: dict[str, object], keys: Sequence[str]) -> None:
         for key in keys:
             del user[key]
         self._dropped_sets[tuple(keys)] += 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -59,7 +61,7 @@ def test_chunks_give_back_the_users_in_order_and_every_request_fits(
         assert len(body) <= limit
         assert chunk.users == len(orjson.loads(chunk.body))
     # Greedy: the next chunk's first user would not have fitted in the previous chunk.
-    for previous, following in zip(chunks, chunks[1:], strict=False):
+    for previous, following in itertools.pairwise(chunks):
         first = orjson.dumps(orjson.loads(following.body)[0])
         assert len(previous.body) + 1 + len(first) > options.users_budget(previous.index)
     assert pack(users, options) == chunks  # deterministic

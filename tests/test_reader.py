@@ -150,7 +150,7 @@ def _gzipped(data: bytes, members: int) -> bytes:
     return b"".join(gzip.compress(part, mtime=0) for part in parts)
 
 
-_SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+_SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @_SETTINGS
@@ -612,3 +612,32 @@ def test_stdin_missing_or_failing(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(InputError, match="cannot read the input: Input/output error") as caught:
         list(ExportReader("-").batches())
     assert caught.value.path == "<stdin>"
+
+
+def test_a_huge_element_in_tiny_batches_is_read_in_linear_time() -> None:
+    """Waiting for the buffer to double keeps rescans logarithmic (quadratic would take hours)."""
+    big = {"email": "a@b", "blob": 'x\\"},' * 100_000, "list": [{"i": i} for i in range(20_000)]}
+    data = orjson.dumps([{"a": 1}, big, "s" * 300_000, {"b": 2}])
+    _, records = _read_bytes(data, block_size=64)
+    assert [r.value for r in records] == [{"a": 1}, big, "s" * 300_000, {"b": 2}]
+    lines = orjson.dumps(big) + b"\n" + orjson.dumps({"b": 2})
+    _, records = _read_bytes(lines, block_size=64)
+    assert [r.value for r in records] == [big, {"b": 2}]
+
+
+def test_values_up_to_the_cap_are_read_and_larger_ones_refused() -> None:
+    small = orjson.dumps({"email": "a@b", "pad": "p" * 900})
+    _, records = _read_bytes(b"[" + small + b"]", block_size=64, max_value_bytes=1000)
+    assert len(records) == 1
+    large = orjson.dumps({"email": "a@b", "pad": "p" * 2000})
+    error = _error(b"[{},\n" + large + b"]", block_size=64, max_value_bytes=1000)
+    assert error.where == "byte 5"
+    assert "element 1 is larger than 1000 bytes" in str(error)
+
+
+def test_a_wrapped_export_on_one_line_is_refused_with_a_hint() -> None:
+    data = orjson.dumps({"users": [_user(i) for i in range(20)]})
+    error = _error(b'{"a":1}\n' + data, block_size=256, max_value_bytes=1000)
+    assert error.where == "line 2"
+    assert "NDJSON needs one user per line" in str(error)
+    assert "jq" in str(error)
