@@ -1,7 +1,7 @@
 """Command-line interface: arguments in, exit code out; the one place errors become exit codes.
 
-Commands: validate, chunk, run, resume, status, report, sandbox (see README). Every deliberate error
-is printed as one line; a traceback only with --debug.
+Commands: validate, chunk, run, resume, status, report, check, verify, sandbox (see README). Every
+deliberate error is printed as one line; a traceback only with --debug.
 """
 
 from __future__ import annotations
@@ -84,6 +84,30 @@ def _add_plan_options(parser: argparse.ArgumentParser, *, chunking: bool = True)
         )
 
 
+def _job_slots(value: str) -> int:
+    """`auto` (0) or a positive number of job slots."""
+    if value == "auto":
+        return 0
+    try:
+        slots = int(value)
+    except ValueError:
+        slots = -1
+    if slots < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of slots or 'auto'")
+    return slots
+
+
+def _count(value: str) -> int:
+    """A whole number >= 0 (--verify N, --sample N)."""
+    try:
+        number = int(value)
+    except ValueError:
+        number = -1
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number >= 0")
+    return number
+
+
 def _add_api_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--domain", help="tenant domain (default: $AUTH0_DOMAIN)")
     parser.add_argument(
@@ -97,9 +121,11 @@ def _add_api_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--job-slots",
-        type=int,
+        type=_job_slots,
         default=None,
-        help=f"import jobs to keep running at once (default {DEFAULT_JOB_SLOTS}, the tenant limit)",
+        metavar="N|auto",
+        help="import jobs to keep running at once (default auto: start at the public-cloud limit "
+        f"of {DEFAULT_JOB_SLOTS} and use more only when the service shows it allows more)",
     )
     parser.add_argument(
         "--max-attempts",
@@ -141,6 +167,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="let Auth0 email the tenant owners about every job (default off)",
     )
+    run.add_argument(
+        "--verify",
+        type=_count,
+        default=0,
+        metavar="N",
+        help="at the end, look N random imported users up and compare them (needs read:users)",
+    )
     _add_api_options(run)
     _add_output_options(run)
 
@@ -160,6 +193,24 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--run-dir", type=Path, required=True, help="directory of the run")
     _add_api_options(report)
     _add_output_options(report)
+
+    check = commands.add_parser("check", help="pre-flight only: credentials, scopes, connection")
+    check.add_argument(
+        "--connection-id",
+        default=os.environ.get("AUTH0_CONNECTION_ID"),
+        help="target database connection, con_... (default: $AUTH0_CONNECTION_ID)",
+    )
+    _add_api_options(check)
+    _add_output_options(check)
+
+    verify = commands.add_parser("verify", help="look a sample of imported users up in Auth0")
+    verify.add_argument("--run-dir", type=Path, required=True, help="directory of the run")
+    verify.add_argument(
+        "--sample", type=_count, default=100, metavar="N", help="users to look up (default 100)"
+    )
+    verify.add_argument("--seed", type=int, default=None, help="seed of the draw (reproducible)")
+    _add_api_options(verify)
+    _add_output_options(verify)
 
     from orchestrator.sandbox import add_arguments as add_sandbox_arguments
 
@@ -245,7 +296,7 @@ def plan_settings(options: PlanOptions, ns: argparse.Namespace) -> PlanSettings:
         upsert=getattr(ns, "upsert", False),
         send_completion_email=getattr(ns, "send_completion_email", False),
         max_request_bytes=options.max_request_bytes,
-        job_slots=getattr(ns, "job_slots", None) or DEFAULT_JOB_SLOTS,
+        job_slots=getattr(ns, "job_slots", None) or 0,
         max_attempts=getattr(ns, "max_attempts", None) or DEFAULT_MAX_ATTEMPTS,
         external_id_prefix=options.external_id_prefix,
         keep_user_id_prefix=options.keep_user_id_prefix,
@@ -278,6 +329,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             status=commands.cmd_status,
             report=commands.cmd_report,
         )
+    if ns.command == "check":
+        from orchestrator.preflight import cmd_check
+
+        handlers["check"] = cmd_check
+    if ns.command == "verify":
+        from orchestrator.verify import cmd_verify
+
+        handlers["verify"] = cmd_verify
     return _guarded(lambda: handlers[ns.command](ns, log), debug=debug)
 
 

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC
 from importlib import metadata
 from types import TracebackType
 from typing import Final, Self
@@ -240,6 +241,9 @@ class ApiClient:
         # headers so that one 429 pauses every task, not just the one that received it.
         self._not_before = 0.0
         self.stats = RequestStats()
+        #: Server clock minus local clock (seconds), from the HTTP Date header of the latest answer
+        #: that carried one; None before that. Read by the pre-flight clock check.
+        self.server_clock_offset: float | None = None
 
     async def __aenter__(self) -> Self:
         if self._session is not None:
@@ -536,6 +540,9 @@ class ApiClient:
                 ) as response:
                     content = await response.read()
                     h = response.headers
+                    offset = clock_offset(h.get("Date"), time.time())
+                    if offset is not None:
+                        self.server_clock_offset = offset
                     return _Raw(
                         status=response.status,
                         content=content,
@@ -753,6 +760,24 @@ def _service_message(body: object) -> str:
     if len(text) > _MESSAGE_LIMIT:
         text = text[: _MESSAGE_LIMIT - 3] + "..."
     return text or "(no message)"
+
+
+def clock_offset(date_header: str | None, now: float) -> float | None:
+    """Seconds the server's clock is ahead of ours (negative: behind), from an HTTP Date header.
+
+    The header has whole seconds (truncated), so half a second is added to centre the estimate;
+    None when the header is absent or unreadable.
+    """
+    if not date_header:
+        return None
+    try:
+        moment = email.utils.parsedate_to_datetime(date_header)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if moment.tzinfo is None:
+        # RFC 9110 dates are always GMT; "-0000" parses as naive.
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp() + 0.5 - now
 
 
 def _server_wait(retry_after: str | None, reset: str | None, now: float) -> float | None:

@@ -27,7 +27,7 @@ from orchestrator.cli import (
     render_plan,
 )
 from orchestrator.client import ApiClient, ClientSettings
-from orchestrator.constants import DEFAULT_JOB_SLOTS, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_RPS
+from orchestrator.constants import DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_RPS
 from orchestrator.credentials import Credentials
 from orchestrator.errors import (
     ApiError,
@@ -40,10 +40,12 @@ from orchestrator.errors import (
 from orchestrator.manifest import Manifest, verify_chunk_files
 from orchestrator.multipart import CONNECTION_ID_PATTERN
 from orchestrator.output import EventLog
+from orchestrator.preflight import PreflightSettings, ensure_ready
 from orchestrator.report import Outcome, build_report, exit_code, render_report, write_report
 from orchestrator.rundir import create_plan, has_plan, same_input
 from orchestrator.tracker import Tracker, load_manifest
 from orchestrator.uploader import Uploader, UploadSettings
+from orchestrator.verify import verify_after_run
 
 T = TypeVar("T")
 PROGRESS_INTERVAL = 10.0
@@ -98,20 +100,33 @@ def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
     return leaves[0]
 
 
-async def _preflight(credentials: Credentials, settings: ClientSettings) -> None:
-    """Obtain a token before any planning: bad credentials fail in the first second."""
-    async with ApiClient(credentials, settings) as client:
-        try:
-            await client.token_info()
-        except AuthError as exc:
-            raise ConfigError(str(exc)) from exc
+async def _preflight(
+    credentials: Credentials,
+    settings: ClientSettings,
+    connection_id: str,
+    log: EventLog,
+    *,
+    need_read_users: bool = False,
+) -> None:
+    """The full pre-flight before any planning: token, scopes, connection, service and clock.
+
+    Raises:
+        PreflightError: (a ConfigError, exit 2) one line per problem, in the first second.
+    """
+    checks = PreflightSettings(need_read_users=need_read_users)
+    await ensure_ready(credentials, settings, connection_id, checks, log=log)
 
 
 def cmd_run(ns: argparse.Namespace, log: EventLog) -> int:
     connection_id = _check_connection_id(ns.connection_id)
     credentials = _credentials(ns)
     client_settings = _client_settings(ns)
-    _run_async(lambda: _preflight(credentials, client_settings))
+    verify_sample: int = getattr(ns, "verify", 0) or 0
+    _run_async(
+        lambda: _preflight(
+            credentials, client_settings, connection_id, log, need_read_users=verify_sample > 0
+        )
+    )
     run_dir: Path = ns.run_dir
     if has_plan(run_dir):
         tracker = Tracker.open(run_dir)
@@ -136,10 +151,12 @@ def cmd_run(ns: argparse.Namespace, log: EventLog) -> int:
         connection_id=connection_id,
         upsert=ns.upsert,
         send_completion_email=ns.send_completion_email,
-        job_slots=ns.job_slots or settings.job_slots,
+        job_slots=ns.job_slots if ns.job_slots is not None else settings.job_slots,
         max_attempts=ns.max_attempts or settings.max_attempts,
     )
-    return upload_and_report(run_dir, tracker, credentials, client_settings, log)
+    return upload_and_report(
+        run_dir, tracker, credentials, client_settings, log, verify_sample=verify_sample
+    )
 
 
 def _check_same_plan(manifest: Manifest, ns: argparse.Namespace) -> None:
@@ -180,9 +197,9 @@ def cmd_resume(ns: argparse.Namespace, log: EventLog) -> int:
             f"{run_dir} was planned with `chunk` and never run: start it with "
             "`orchestrator run INPUT --run-dir DIR --connection-id ...`"
         )
-    if ns.job_slots or ns.max_attempts:
+    if ns.job_slots is not None or ns.max_attempts:
         tracker.update_settings(
-            job_slots=ns.job_slots or tracker.manifest.settings.job_slots,
+            job_slots=ns.job_slots,
             max_attempts=ns.max_attempts or tracker.manifest.settings.max_attempts,
         )
     return upload_and_report(run_dir, tracker, credentials, client_settings, log)
@@ -194,8 +211,11 @@ def upload_and_report(
     credentials: Credentials,
     client_settings: ClientSettings,
     log: EventLog,
+    *,
+    verify_sample: int = 0,
 ) -> int:
-    """Upload every unfinished chunk of the run, then report; returns the exit code."""
+    """Upload every unfinished chunk of the run, then report (and verify `verify_sample` users
+    when > 0); returns the exit code."""
     try:
         verify_chunk_files(run_dir, tracker.manifest)
         retried = tracker.reset_failed()
@@ -207,7 +227,7 @@ def upload_and_report(
             connection_id=settings.connection_id,
             upsert=settings.upsert,
             send_completion_email=settings.send_completion_email,
-            job_slots=settings.job_slots or DEFAULT_JOB_SLOTS,
+            job_slots=settings.job_slots,
             max_attempts=settings.max_attempts or DEFAULT_MAX_ATTEMPTS,
         )
         sent_before = _anything_sent(tracker.manifest)
@@ -233,6 +253,16 @@ def upload_and_report(
     report = build_report(run_dir, tracker.manifest)
     write_report(run_dir, report)
     log.summary(render_report(report), report)
+    if verify_sample > 0:
+        return verify_after_run(
+            run_dir,
+            tracker.manifest,
+            credentials,
+            client_settings,
+            verify_sample,
+            log,
+            exit_code(report),
+        )
     return exit_code(report)
 
 

@@ -115,12 +115,11 @@ class SeenKeys:
         old = self._table
         self._allocate(len(old) * 2)
         table, mask = self._table, self._mask
-        for fp in old:
-            if fp:
-                i = fp & mask
-                while table[i]:
-                    i = (i + 1) & mask
-                table[i] = fp
+        for fp in filter(None, old):  # filter() skips the empty slots in C
+            i = fp & mask
+            while table[i]:
+                i = (i + 1) & mask
+            table[i] = fp
 
     def __len__(self) -> int:
         return self._count
@@ -162,30 +161,36 @@ class DuplicateFinder:
         Returns:
             A `duplicate_email` (checked first) or `duplicate_user_id` problem, or None.
         """
+        # Runs once per user: the probes are written out here, as calls cost more than the work.
         self._pending = None
-        email_key, user_id_key = _keys(user)
+        email = user.get("email")
+        email_key = email.lower() if isinstance(email, str) else None
+        user_id = user.get("user_id")
+        user_id_key = user_id if isinstance(user_id, str) else None
         email_fp = user_id_fp = 0
         email_slot = user_id_slot = -1
         if email_key is not None:
             email_fp = fingerprint(email_key)
-            email_slot = self.emails.find_slot(email_fp)
-            if email_slot < 0:
-                return Problem(
-                    "duplicate_email",
-                    "/email",
-                    "email repeats an earlier user's email (compared case-insensitively); "
-                    "only the first is imported: merge the two records",
-                )
+            seen = self.emails
+            table, mask = seen._table, seen._mask
+            email_slot = email_fp & mask
+            slot = table[email_slot]
+            while slot:
+                if slot == email_fp:
+                    return _duplicate_email()
+                email_slot = (email_slot + 1) & mask
+                slot = table[email_slot]
         if user_id_key is not None:
             user_id_fp = fingerprint(user_id_key)
-            user_id_slot = self.user_ids.find_slot(user_id_fp)
-            if user_id_slot < 0:
-                return Problem(
-                    "duplicate_user_id",
-                    "/user_id",
-                    "user_id repeats an earlier user's user_id; only the first is imported: "
-                    "give each user its own user_id",
-                )
+            seen = self.user_ids
+            table, mask = seen._table, seen._mask
+            user_id_slot = user_id_fp & mask
+            slot = table[user_id_slot]
+            while slot:
+                if slot == user_id_fp:
+                    return _duplicate_user_id()
+                user_id_slot = (user_id_slot + 1) & mask
+                slot = table[user_id_slot]
         self._pending = (
             email_key,
             user_id_key,
@@ -202,8 +207,11 @@ class DuplicateFinder:
 
         Right after a clean `check` of the same user this reuses its work (no hashing, no probe).
         """
-        email_key, user_id_key = _keys(user)
         pending, self._pending = self._pending, None
+        email = user.get("email")
+        email_key = email.lower() if isinstance(email, str) else None
+        user_id = user.get("user_id")
+        user_id_key = user_id if isinstance(user_id, str) else None
         if (
             pending is not None
             and pending[6] == self._stores
@@ -234,11 +242,19 @@ class DuplicateFinder:
         return self.emails.memory_bytes + self.user_ids.memory_bytes
 
 
-def _keys(user: Mapping[str, object]) -> tuple[str | None, str | None]:
-    """(lower-cased email, user_id), None where the user has no such string field."""
-    email = user.get("email")
-    user_id = user.get("user_id")
-    return (
-        email.lower() if isinstance(email, str) else None,
-        user_id if isinstance(user_id, str) else None,
+def _duplicate_email() -> Problem:
+    return Problem(
+        "duplicate_email",
+        "/email",
+        "email repeats an earlier user's email (compared case-insensitively); "
+        "only the first is imported: merge the two records",
+    )
+
+
+def _duplicate_user_id() -> Problem:
+    return Problem(
+        "duplicate_user_id",
+        "/user_id",
+        "user_id repeats an earlier user's user_id; only the first is imported: "
+        "give each user its own user_id",
     )

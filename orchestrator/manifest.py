@@ -14,7 +14,7 @@ from typing import NoReturn
 
 import orjson
 
-from orchestrator.constants import DEFAULT_JOB_SLOTS, DEFAULT_MAX_ATTEMPTS, MAX_REQUEST_BYTES
+from orchestrator.constants import DEFAULT_MAX_ATTEMPTS, MAX_REQUEST_BYTES
 from orchestrator.errors import RunDirError
 
 #: The manifest format this code reads and writes; any other version is refused.
@@ -86,7 +86,7 @@ class PlanSettings:
     upsert: bool = False
     send_completion_email: bool = False
     max_request_bytes: int = MAX_REQUEST_BYTES
-    job_slots: int = DEFAULT_JOB_SLOTS
+    job_slots: int = 0  # 0 = auto: discovered from the service's slot-limit answers
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     external_id_prefix: str = "orchestrator"
     keep_user_id_prefix: bool = False
@@ -325,7 +325,7 @@ def _settings(f: JsonFields) -> PlanSettings:
         upsert=f.get_bool("upsert"),
         send_completion_email=f.get_bool("send_completion_email"),
         max_request_bytes=f.get_int("max_request_bytes", minimum=1),
-        job_slots=f.get_int("job_slots", minimum=1),
+        job_slots=f.get_int("job_slots", minimum=0),
         max_attempts=f.get_int("max_attempts", minimum=1),
         external_id_prefix=f.get_str("external_id_prefix"),
         keep_user_id_prefix=f.get_bool("keep_user_id_prefix"),

@@ -34,6 +34,7 @@ from orchestrator.fsutil import write_private_atomic
 from orchestrator.manifest import ChunkRecord
 from orchestrator.multipart import ImportFields
 from orchestrator.polling import DurationModel, JobPoller, PollTiming
+from orchestrator.slots import MAX_SLOTS, SAFE_SLOTS, Permit, SlotGovernor
 from orchestrator.tracker import Tracker
 
 EventSink = Callable[[str, Mapping[str, object]], None]
@@ -50,7 +51,7 @@ class UploadSettings:
     connection_id: str
     upsert: bool = False
     send_completion_email: bool = False
-    job_slots: int = 2
+    job_slots: int = 0  # 0 = auto: start at 2 and let the service say whether it allows more
     max_attempts: int = 3
     #: Consecutive POSTs of one chunk that may fail without an answer (reset, 5xx) before giving up.
     max_post_failures: int = 6
@@ -92,9 +93,10 @@ class Uploader:
         self._rng = rng or random.Random()
         self._durations = DurationModel()
         self._queue: list[int] = []
-        self.active_jobs: dict[
-            int, str
-        ] = {}  # chunk index -> job id, for progress and interruption
+        auto = settings.job_slots == 0
+        self.slots = SlotGovernor(SAFE_SLOTS if auto else settings.job_slots, discover=auto)
+        # chunk index -> job id, for progress and interruption
+        self.active_jobs: dict[int, str] = {}
 
     async def run(self) -> None:
         """Upload until every chunk is completed or failed; fatal API errors propagate."""
@@ -105,8 +107,9 @@ class Uploader:
                 failed_users = (chunk.summary or {}).get("failed")
                 if chunk.status == "completed" and failed_users and not chunk.errors_saved:
                     tasks.start_soon(self.save_errors, chunk.index)  # completed before a stop
-            for slot in range(min(self._settings.job_slots, len(self._queue))):
-                tasks.start_soon(self._worker, slot, tasks)
+            workers = MAX_SLOTS if self.slots.discovering else self.slots.limit
+            for _ in range(min(workers, len(self._queue))):
+                tasks.start_soon(self._worker, tasks)
 
     def _work_order(self) -> list[int]:
         """Jobs already running first (they hold slots), then unsent chunks in order."""
@@ -115,10 +118,16 @@ class Uploader:
         waiting = [c.index for c in chunks if c.status in ("planned", "submitting")]
         return running + waiting
 
-    async def _worker(self, slot: int, tasks: anyio.abc.TaskGroup) -> None:
-        while self._queue:
-            index = self._queue.pop()
-            await self._process(index, tasks)
+    async def _worker(self, tasks: anyio.abc.TaskGroup) -> None:
+        while True:
+            permit = await self.slots.acquire()
+            try:
+                if not self._queue:
+                    return
+                await self._process(self._queue.pop(), tasks, permit)
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await self.slots.release(permit)
 
     async def _record(self, transition: Callable[..., T], *args: object) -> T:
         # fsync blocks: keep it off the event loop; shielded so a cancelled run still records it.
@@ -126,7 +135,7 @@ class Uploader:
             result = await anyio.to_thread.run_sync(transition, *args)
         return result
 
-    async def _process(self, index: int, tasks: anyio.abc.TaskGroup) -> None:
+    async def _process(self, index: int, tasks: anyio.abc.TaskGroup, permit: Permit) -> None:
         chunk = self._tracker.chunk(index)
         if chunk.status == "submitting":
             # The process died during this chunk's POST: a job may exist that we never heard of.
@@ -139,7 +148,7 @@ class Uploader:
                 submitted_at = time.monotonic()
             else:
                 try:
-                    job_id, submitted_at = await self._submit(chunk)
+                    job_id, submitted_at = await self._submit(chunk, permit)
                 except ChunkAbandoned as exc:
                     await self._record(self._tracker.chunk_failed, index, str(exc))
                     self._emit("chunk_failed", {"chunk": index, "detail": str(exc)})
@@ -174,7 +183,7 @@ class Uploader:
                 return
             self._emit("retry", {"chunk": index, "reason": outcome})
 
-    async def _submit(self, chunk: ChunkRecord) -> tuple[str, float]:
+    async def _submit(self, chunk: ChunkRecord, permit: Permit) -> tuple[str, float]:
         """POST the chunk until a job exists; returns its id and when it was created."""
         body = await anyio.Path(self._run_dir / chunk.file).read_bytes()
         fields = ImportFields(
@@ -190,6 +199,9 @@ class Uploader:
             try:
                 job = await self._client.create_import_job(body, fields)
             except SlotsBusyError as exc:
+                if await self.slots.refused(permit, exc.active_jobs):
+                    self._emit("slots_discovered", {"job_slots": self.slots.limit})
+                    continue  # the probe found the limit; a slot of ours is free again now
                 # Someone else holds the tenant's slots (or our timed-out job still runs): wait.
                 slot_waits += 1
                 delay = self._backoff(
@@ -233,11 +245,31 @@ class Uploader:
                 raise
             submitted_at = time.monotonic()
             await self._record(self._tracker.submitted, chunk.index, job.id)
+            if permit.probe:
+                await self._settle_probe(permit, chunk.index)
             self._emit(
                 "job_submitted",
                 {"chunk": chunk.index, "job_id": job.id, "external_id": chunk.external_id},
             )
             return job.id, submitted_at
+
+    async def _settle_probe(self, permit: Permit, index: int) -> None:
+        """The service accepted a job beyond the known limit: was a slot really free?
+
+        Only if every other slot still holds a running job (jobs never come back from an end, so
+        "running now" means "running when the probe was accepted").
+        """
+        others = [job_id for chunk, job_id in self.active_jobs.items() if chunk != index]
+        if len(others) < self.slots.limit:
+            await self.slots.inconclusive(permit)  # a slot of ours was between two jobs
+            return
+        for job_id in others:
+            job = await self._client.get_job(job_id)
+            if job.status in JOB_STATES_TERMINAL:
+                await self.slots.inconclusive(permit)
+                return
+        await self.slots.confirmed(permit)
+        self._emit("slots_discovered", {"job_slots": self.slots.limit, "probing": True})
 
     async def _retry_pause(self, chunk: ChunkRecord, failures: int, reason: str) -> None:
         if failures >= self._settings.max_post_failures:

@@ -1,8 +1,9 @@
 """Normalise and validate one user against the Auth0 bulk-import user schema.
 
 Owns the schema rules (reference §7) and the reason codes of local rejects; it does not read input,
-detect duplicates (`dedupe.py`) or measure sizes (the planner). A valid user costs one tight pass
-over its keys; the detailed, message-producing diagnosis runs only for users that fail that pass.
+detect duplicates (`dedupe.py`) or measure sizes (the planner). A valid user costs one straight-line
+check compiled per key layout; the detailed, message-producing diagnosis runs only for users that
+fail it.
 """
 
 from __future__ import annotations
@@ -477,8 +478,10 @@ _INLINE: Final[dict[str, str]] = {
     " or _is_picture({v})",
     "password_hash": "type({v}) is str and _bcrypt({v}) is not None",
     "phone_number": "type({v}) is str and _phone({v}) is not None",
-    "app_metadata": "type({v}) is dict and _forbidden.isdisjoint({v}) and _keys_ok({v})",
-    "user_metadata": "type({v}) is dict and _keys_ok({v})",
+    "app_metadata": "type({v}) is dict and _forbidden.isdisjoint({v}) and (_clean.issuperset({v})"
+    " and _scalars(map(type, {v}.values())) or _keys_ok({v}))",
+    "user_metadata": "type({v}) is dict and (_clean.issuperset({v})"
+    " and _scalars(map(type, {v}.values())) or _keys_ok({v}))",
 }
 _SHAPE_GLOBALS: Final[dict[str, object]] = {
     "_email_ascii": _EMAIL_ASCII.fullmatch,
@@ -491,27 +494,34 @@ _SHAPE_GLOBALS: Final[dict[str, object]] = {
     "_phone": _PHONE.fullmatch,
     "_forbidden": FORBIDDEN_APP_METADATA_KEYS,
     "_keys_ok": _keys_ok,
+    "_clean": _CLEAN_KEYS,
+    "_scalars": _CONTAINERS.isdisjoint,
     "F": _FAST,
 }
 _MAX_SHAPES: Final = 512
 
 
-def _compile_shape(shape: tuple[object, ...]) -> ShapeCheck:
-    """A checker for users whose keys are exactly `shape`, in this order (unknown keys ignored)."""
-    tests = [
-        _INLINE.get(key, "F[{key!r}]({v})").format(v=f"v{i}", key=key)
-        for i, key in enumerate(shape)
-        if isinstance(key, str) and key in ALLOWED_FIELDS
+def _compile_shape(shape: tuple[object, ...], *, strip_prefix: bool) -> ShapeCheck:
+    """A checker for users whose keys are exactly `shape`, in this order (unknown keys ignored).
+
+    With `strip_prefix`, it first removes a leading `auth0|` from `user_id` (in the user too).
+    """
+    lines = [
+        "def check(user):",
+        "    " + "".join(f"v{i}, " for i in range(len(shape))) + "= user.values()",
     ]
-    unpack = "".join(f"v{i}, " for i in range(len(shape)))
-    source = "\n".join(
-        [
-            "def check(user):",
-            f"    {unpack}= user.values()",
-            *(f"    if not ({test}):\n        return False" for test in tests),
-            "    return True",
+    if strip_prefix and "user_id" in shape:
+        v = f"v{shape.index('user_id')}"
+        prefix = _USER_ID_PREFIX
+        lines += [
+            f"    if type({v}) is str and {v}.startswith({prefix!r}):",
+            f"        {v} = user['user_id'] = {v}[{len(prefix)}:]",
         ]
-    )
+    for i, key in enumerate(shape):
+        if isinstance(key, str) and key in ALLOWED_FIELDS:
+            test = _INLINE.get(key, "F[{key!r}]({v})").format(v=f"v{i}", key=key)
+            lines += [f"    if not ({test}):", "        return False"]
+    source = "\n".join([*lines, "    return True"])
     namespace = dict(_SHAPE_GLOBALS)
     # exec is safe here: the source is built from the fixed templates above, never from input.
     exec(compile(source, "<orchestrator.validation shape check>", "exec"), namespace)  # noqa: S102
@@ -551,7 +561,7 @@ class UserValidator:
         Returns:
             Every problem found, in field order after `unknown_field`/`missing_email`.
         """
-        if not isinstance(value, dict):
+        if type(value) is not dict and not isinstance(value, dict):
             return [
                 Problem(
                     "not_an_object",
@@ -560,10 +570,6 @@ class UserValidator:
                     "each entry of the export must be a JSON object",
                 )
             ]
-        if self._strip_prefix:
-            user_id = value.get("user_id")
-            if type(user_id) is str and user_id.startswith(_USER_ID_PREFIX):
-                value["user_id"] = user_id[len(_USER_ID_PREFIX) :]
         try:
             if self._fast_valid(value):
                 return []
@@ -572,7 +578,7 @@ class UserValidator:
         return self._diagnose(value)
 
     def _fast_valid(self, user: dict[str, object]) -> bool:
-        """True when `user` is certainly valid; may be False for a valid one (then diagnose)."""
+        """Normalise `user`; True when it is certainly valid (False: run the diagnosis)."""
         shape = tuple(user)
         plan = self._shapes.get(shape)
         if plan is None:
@@ -580,7 +586,10 @@ class UserValidator:
                 return self._fast_valid_generic(user)
             plan = self._shapes[shape] = self._plan(shape)
         check, unknown = plan
-        if check is None or not check(user):
+        if check is None:
+            self._strip_user_id(user)
+            return False
+        if not check(user):  # strips the user_id prefix first, whatever the outcome
             return False
         if unknown:
             self._drop(user, unknown)
@@ -595,10 +604,17 @@ class UserValidator:
             or not all(isinstance(key, str) for key in shape)
         ):
             return None, unknown
-        return _compile_shape(shape), unknown
+        return _compile_shape(shape, strip_prefix=self._strip_prefix), unknown
+
+    def _strip_user_id(self, user: dict[str, object]) -> None:
+        if self._strip_prefix:
+            user_id = user.get("user_id")
+            if type(user_id) is str and user_id.startswith(_USER_ID_PREFIX):
+                user["user_id"] = user_id[len(_USER_ID_PREFIX) :]
 
     def _fast_valid_generic(self, user: dict[str, object]) -> bool:
         """`_fast_valid` without compiled shapes: one pass over the keys, dispatching on each."""
+        self._strip_user_id(user)
         fast = _FAST
         unknown: list[str] | None = None
         for key, value in user.items():

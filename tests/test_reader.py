@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import hashlib
 import io
@@ -20,7 +21,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from orchestrator.errors import InputError
-from orchestrator.reader import ExportReader, SourceRecord, input_fingerprint
+from orchestrator.reader import ExportReader, SourceRecord, _build_records, input_fingerprint
 
 # ---------------------------------------------------------------- helpers
 
@@ -415,6 +416,17 @@ def test_records_are_frozen() -> None:
     record = SourceRecord(position=1, value={}, size=2)
     with pytest.raises(AttributeError):
         record.size = 3  # type: ignore[misc]
+
+
+def test_records_built_in_bulk_equal_constructed_ones() -> None:
+    """_build_records bypasses __init__: it must stay equivalent if SourceRecord changes."""
+    assert [f.name for f in dataclasses.fields(SourceRecord)] == list(SourceRecord.__slots__)
+    assert not hasattr(SourceRecord, "__post_init__")
+    built = _build_records(range(3), [{}, 1, "x"], [2, 1, 3])
+    assert built == [SourceRecord(0, {}, 2), SourceRecord(1, 1, 1), SourceRecord(2, "x", 3)]
+    assert {type(record) for record in built} == {SourceRecord}
+    with pytest.raises(AttributeError):
+        built[0].size = 3  # type: ignore[misc]
 
 
 # ---------------------------------------------------------------- malformed input

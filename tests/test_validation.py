@@ -991,7 +991,11 @@ def test_each_mutation_of_a_valid_user_is_caught(
 
 
 _ANY_VALUE = st.recursive(
-    _JSON_LEAF | _EMAILS | st.sampled_from([BCRYPT_HELLO, "+15551234567", "https://a.example/"]),
+    _JSON_LEAF
+    | _EMAILS
+    | st.sampled_from(
+        [BCRYPT_HELLO, "+15551234567", "https://a.example/", "auth0|abc", "auth0|", "x" * 200]
+    ),
     lambda inner: (
         st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
     ),
@@ -1005,17 +1009,25 @@ _ANY_VALUE = st.recursive(
         st.sampled_from(sorted(ALLOWED_FIELDS | {"created_at", "x"})), _ANY_VALUE, max_size=8
     ),
     st.booleans(),
+    st.booleans(),
 )
-def test_fast_path_never_accepts_what_the_diagnosis_rejects(user: User, drop: bool) -> None:
-    # keep_user_id_prefix: _fast_valid/_diagnose run after the prefix step of check().
-    validator = UserValidator(NormaliseOptions(keep_user_id_prefix=True, drop_unknown_fields=drop))
-    fast_copy, slow_copy = copy.deepcopy(user), copy.deepcopy(user)
-    if validator._fast_valid(fast_copy):
-        assert validator._diagnose(slow_copy) == []
-        assert fast_copy == slow_copy  # both normalised the same way
-    assert (validator.check(copy.deepcopy(user)) == []) == (
-        validator._diagnose(copy.deepcopy(user)) == []
+def test_fast_paths_never_accept_what_the_diagnosis_rejects(
+    user: User, drop: bool, strip: bool
+) -> None:
+    validator = UserValidator(
+        NormaliseOptions(keep_user_id_prefix=not strip, drop_unknown_fields=drop)
     )
+    for fast_valid in (validator._fast_valid, validator._fast_valid_generic):
+        fast_copy, slow_copy = copy.deepcopy(user), copy.deepcopy(user)
+        accepted = fast_valid(fast_copy)
+        validator._strip_user_id(slow_copy)
+        if accepted:
+            assert validator._diagnose(slow_copy) == []
+            assert fast_copy == slow_copy  # both normalised the same way
+    checked, diagnosed = copy.deepcopy(user), copy.deepcopy(user)
+    validator._strip_user_id(diagnosed)
+    assert (validator.check(checked) == []) == (validator._diagnose(diagnosed) == [])
+    assert checked == diagnosed
 
 
 def test_messages_quote_no_value_except_field_and_key_names() -> None:
@@ -1117,3 +1129,24 @@ def test_mfa_fast_check_matches_the_diagnosis(value: object) -> None:
     problems: list[Problem] = []
     validation._diagnose_mfa_factors(value, problems)
     assert validation._is_mfa_factors(value) == (not problems)
+
+
+def test_code_like_keys_never_reach_compiled_source() -> None:
+    validator = UserValidator(NormaliseOptions(drop_unknown_fields=True))
+    hostile = "x'):\n    raise SystemExit  # "
+    user = {"email": "x@example.com", hostile: 1, "name": "Ann", "__import__('os')": 2}
+    assert validator.check(user) == []
+    assert user == {"email": "x@example.com", "name": "Ann"}
+    assert validator.dropped_fields[hostile] == 1
+
+
+def test_many_distinct_layouts_fall_back_to_the_generic_pass() -> None:
+    validator = UserValidator(NormaliseOptions(drop_unknown_fields=True))
+    for i in range(600):  # more layouts than are compiled
+        user = {"email": f"u{i}@example.com", f"extra{i}": i, "user_id": f"auth0|{i}"}
+        assert validator.check(user) == []
+        assert user == {"email": f"u{i}@example.com", "user_id": str(i)}
+    bad = {"email": "nope", "extra-last": 1, "user_id": "auth0|x"}
+    assert reasons(validator.check(bad)) == [("invalid_email", "/email")]
+    assert bad == {"email": "nope", "user_id": "x"}
+    assert validator.dropped_fields["extra599"] == 1
