@@ -14,7 +14,8 @@ from tests.run_helpers import FAST, client_env, manifest, run_args, run_cli, san
 async def test_a_fixed_limit_hands_out_that_many_permits() -> None:
     governor = SlotGovernor(2)
     first, second = await governor.acquire(), await governor.acquire()
-    assert not first.probe and not second.probe
+    assert not first.probe
+    assert not second.probe
     with anyio.move_on_after(0.05) as scope:
         await governor.acquire()
     assert scope.cancelled_caught
@@ -32,7 +33,8 @@ async def test_discovery_probes_once_and_grows_when_the_service_accepts() -> Non
         await governor.acquire()  # only one probe at a time
     assert scope.cancelled_caught
     await governor.confirmed(probe)
-    assert governor.limit == 3 and not probe.probe
+    assert governor.limit == 3
+    assert not probe.probe
     assert (await governor.acquire()).probe  # and probes again
 
 
@@ -49,7 +51,9 @@ async def test_a_refused_probe_fixes_the_limit_and_waits_for_a_free_slot() -> No
 
         tasks.start_soon(free_one_later)
         assert await governor.refused(probe, active_jobs=2)
-    assert governor.limit == 2 and not governor.discovering and not probe.probe
+    assert governor.limit == 2
+    assert not governor.discovering
+    assert not probe.probe
     assert governor.held == 2
 
 
