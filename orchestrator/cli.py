@@ -52,6 +52,13 @@ def _add_output_options(parser: argparse.ArgumentParser) -> None:
         "json otherwise)",
     )
     parser.add_argument("--quiet", action="store_true", help="print only the summary and errors")
+    parser.add_argument(
+        "--progress-interval",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="seconds between two progress lines when not on a terminal (default 10)",
+    )
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
 
 
@@ -314,7 +321,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return _guarded(lambda: main_from_args(ns), debug=debug)
     log = EventLog.for_terminal(
-        log_format=getattr(ns, "log_format", None), quiet=getattr(ns, "quiet", False)
+        log_format=getattr(ns, "log_format", None),
+        quiet=getattr(ns, "quiet", False),
+        progress_every=getattr(ns, "progress_interval", 10.0),
     )
     handlers = {
         "validate": cmd_validate,

@@ -48,7 +48,7 @@ from orchestrator.uploader import Uploader, UploadSettings
 from orchestrator.verify import verify_after_run
 
 T = TypeVar("T")
-PROGRESS_INTERVAL = 10.0
+PROGRESS_TICK = 1.0  # seconds between two looks at the run's state
 
 
 def _credentials(ns: argparse.Namespace) -> Credentials:
@@ -290,8 +290,8 @@ async def _upload(
             async def report_progress() -> None:
                 started = time.monotonic()
                 while True:
-                    await anyio.sleep(PROGRESS_INTERVAL)
-                    log("progress", _progress(tracker.manifest, uploader, started))
+                    log.progress(_progress(tracker.manifest, uploader, started))
+                    await anyio.sleep(PROGRESS_TICK)
 
             tasks.start_soon(watch_signals)
             tasks.start_soon(report_progress)
@@ -302,27 +302,33 @@ async def _upload(
 
 
 def _progress(manifest: Manifest, uploader: Uploader, started: float) -> dict[str, object]:
+    """The run's counts now; the rate and ETA come from the users this process has seen finish."""
     done = [c for c in manifest.chunks if c.status in ("completed", "failed")]
-    inserted = sum((c.summary or {}).get("inserted", 0) for c in done)
-    updated = sum((c.summary or {}).get("updated", 0) for c in done)
-    failed = sum((c.summary or {}).get("failed", 0) for c in done)
-    elapsed = max(time.monotonic() - started, 1e-9)
+    summaries = [c.summary for c in done if c.summary]
     users_done = sum(c.users for c in done)
     users_total = sum(c.users for c in manifest.chunks)
-    per_hour = users_done * 3600 / elapsed
-    eta = (users_total - users_done) / (users_done / elapsed) if users_done else None
-    rate = f"{per_hour:,.0f} users/hour" + (f", ETA {eta / 60:.1f} min" if eta else "")
+    finished_here = users_done - uploader.users_done_before
+    elapsed = max(time.monotonic() - started, 1e-9)
+    per_second = finished_here / elapsed if finished_here > 0 else 0.0
+    eta = (users_total - users_done) / per_second if per_second else None
     return {
         "chunks": len(manifest.chunks),
         "chunks_done": len(done),
+        "chunks_failed": sum(1 for c in done if c.status == "failed"),
         "active": len(uploader.active_jobs),
-        "jobs_in_flight": sorted(uploader.active_jobs.values()),
-        "inserted": inserted,
-        "updated": updated,
-        "failed": failed,
-        "users_per_hour": round(per_hour),
+        "jobs_in_flight": [
+            f"{job_id} ({uploader.job_states.get(job_id, 'submitted')})"
+            for job_id in sorted(uploader.active_jobs.values())
+        ],
+        "users": users_total,
+        "users_done": users_done,
+        "inserted": sum(s.get("inserted", 0) for s in summaries),
+        "updated": sum(s.get("updated", 0) for s in summaries),
+        "failed": sum(s.get("failed", 0) for s in summaries),
+        "users_per_hour": round(per_second * 3600),
         "eta_seconds": round(eta) if eta is not None else None,
-        "rate": rate,
+        "rate": f"{per_second * 3600:,.0f} users/hour"
+        + (f", ETA {eta / 60:.1f} min" if eta is not None else ""),
     }
 
 

@@ -98,10 +98,15 @@ class SeenKeys:
 
     def add_fingerprint(self, fp: int) -> bool:
         """Store fingerprint `fp` (from `fingerprint()`); True if it was already stored."""
-        slot = self.find_slot(fp)
-        if slot < 0:
-            return True
-        self.store_at(slot, fp)
+        table, mask = self._table, self._mask  # find_slot() inlined: this is the hot path
+        i = fp & mask
+        slot = table[i]
+        while slot:
+            if slot == fp:
+                return True
+            i = (i + 1) & mask
+            slot = table[i]
+        self.store_at(i, fp)
         return False
 
     def store_at(self, slot: int, fp: int) -> None:

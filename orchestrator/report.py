@@ -38,8 +38,10 @@ def _parse_time(value: str | None) -> datetime | None:
 
 
 def assemble_failed_users(run_dir: Path, manifest: Manifest) -> tuple[Counter[str], int, int, int]:
-    """Join every chunk's stored errors into failed-users.ndjson and retry/duplicate files.
+    """Join every chunk's stored errors into failed-users.ndjson, retry.json, duplicated-users.json.
 
+    The service echoes failed users with their password hashes masked, so the retry files take each
+    user from our own chunk file instead: they can be fed to a new `run` as they are.
     Returns (failed users by error code, users listed, retryable users, duplicated users).
     """
     by_code: Counter[str] = Counter()
@@ -50,28 +52,39 @@ def assemble_failed_users(run_dir: Path, manifest: Manifest) -> tuple[Counter[st
         path = run_dir / "errors" / f"{chunk.index:06d}.ndjson"
         if not path.is_file():
             continue
+        originals = _users_by_key(run_dir / chunk.file)
         for raw in path.read_bytes().splitlines():
             if not raw.strip():
                 continue
             item = orjson.loads(raw)
             lines.append(raw + b"\n")
             codes = {str(e.get("code", "UNKNOWN")) for e in item.get("errors") or []}
-            if not codes:
-                codes = {"JOB_FAILED_WITHOUT_DETAIL"}
-            by_code.update(codes)
-            user = item.get("user")
-            if user is None:
+            by_code.update(codes or {"JOB_FAILED_WITHOUT_DETAIL"})
+            echoed = item.get("user")
+            if not isinstance(echoed, dict):
                 continue
-            if codes & NOT_RETRYABLE:
-                duplicated.append(user)
-            else:
-                retry.append(user)
+            user = originals.get(_key(echoed), echoed)
+            (duplicated if codes & NOT_RETRYABLE else retry).append(user)
     write_private_atomic(run_dir / "failed-users.ndjson", b"".join(lines))
     write_private_atomic(run_dir / "retry.json", orjson.dumps(retry, option=orjson.OPT_INDENT_2))
     write_private_atomic(
         run_dir / "duplicated-users.json", orjson.dumps(duplicated, option=orjson.OPT_INDENT_2)
     )
     return by_code, len(lines), len(retry), len(duplicated)
+
+
+def _key(user: dict[str, object]) -> str:
+    """How a failed user is matched to its original: email (lower-cased), else user_id."""
+    email = user.get("email")
+    return f"email:{str(email).lower()}" if email else f"user_id:{user.get('user_id')}"
+
+
+def _users_by_key(chunk_file: Path) -> dict[str, object]:
+    try:
+        users = orjson.loads(chunk_file.read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return {}  # the chunk file is gone: fall back to the service's (masked) echo
+    return {_key(user): user for user in users if isinstance(user, dict)}
 
 
 def build_report(run_dir: Path, manifest: Manifest) -> dict[str, object]:
@@ -93,6 +106,7 @@ def build_report(run_dir: Path, manifest: Manifest) -> dict[str, object]:
     unfinished = [c.index for c in manifest.chunks if c.status != "completed"]
     return {
         "run_id": manifest.run_id,
+        "run_dir": str(run_dir),
         "input": manifest.input.path,
         "connection_id": manifest.settings.connection_id,
         "users_read": totals.users_read,
@@ -152,6 +166,20 @@ def render_report(report: dict[str, object]) -> str:
     ]
     if report["users_per_hour"]:
         lines.append(f"  users/hour        {report['users_per_hour']:>10,}")
+    if report["retryable_users"]:
+        lines.append(
+            f"  {report['retryable_users']:,} failed user(s) can be imported again: fix them in "
+            f"{report['run_dir']}/retry.json, then `orchestrator run` that file"
+        )
+    if report["duplicated_users"]:
+        lines.append(
+            f"  {report['duplicated_users']:,} user(s) already exist (DUPLICATED_USER), listed in "
+            f"{report['run_dir']}/duplicated-users.json: import them with --upsert to update them"
+        )
+    if report["rejected_locally"]:
+        lines.append(
+            f"  users rejected before upload, with their reasons: {report['run_dir']}/rejects.ndjson"
+        )
     if report["unfinished_chunks"]:
         lines.append(
             f"  {len(report['unfinished_chunks'])} chunk(s) unfinished "  # type: ignore[arg-type]

@@ -97,6 +97,12 @@ class Uploader:
         self.slots = SlotGovernor(SAFE_SLOTS if auto else settings.job_slots, discover=auto)
         # chunk index -> job id, for progress and interruption
         self.active_jobs: dict[int, str] = {}
+        # job id -> "pending" / "processing 45%", for the progress display
+        self.job_states: dict[str, str] = {}
+        # users of chunks already finished when this process started: the rate counts the rest
+        self.users_done_before = sum(
+            c.users for c in tracker.manifest.chunks if c.status in ("completed", "failed")
+        )
 
     async def run(self) -> None:
         """Upload until every chunk is completed or failed; fatal API errors propagate."""
@@ -158,6 +164,7 @@ class Uploader:
                 job = await self._wait_for_job(chunk, job_id, submitted_at)
             finally:
                 self.active_jobs.pop(index, None)
+                self.job_states.pop(job_id, None)
             if job is not None and job.status == "completed":
                 summary = _summary(job)
                 await self._record(self._tracker.completed, index, summary)
@@ -311,6 +318,11 @@ class Uploader:
                 if job.status == "completed":
                     self._durations.observe(now - submitted_at)
                 return job
+            self.job_states[job_id] = (
+                f"{job.status} {job.percentage_done}%"
+                if job.percentage_done is not None
+                else job.status
+            )
             if job.status == "processing" and chunk.status == "pending":
                 await self._record(self._tracker.progressed, chunk.index, "processing")
             if now > deadline:

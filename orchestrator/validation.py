@@ -723,6 +723,8 @@ def _unknown_field(key: object) -> Problem:
         hint = (
             "it comes from an Auth0 export; re-run with --drop-unknown-fields to drop such fields"
         )
+    elif key == "password":
+        hint = "plain-text passwords cannot be imported; give password_hash or custom_password_hash"
     else:
         close = difflib.get_close_matches(str(key), sorted(ALLOWED_FIELDS), n=1, cutoff=0.75)
         hint = (
@@ -781,7 +783,7 @@ def _diagnose_bool(name: str) -> Callable[[object, list[Problem]], None]:
                 Problem(
                     "invalid_type",
                     _pointer(name),
-                    f"{name} is {_json_type(value)}; it must be true or false (not a string)",
+                    f"{name} is {_json_type(value)}; it must be the JSON boolean true or false",
                 )
             )
 

@@ -1150,3 +1150,10 @@ def test_many_distinct_layouts_fall_back_to_the_generic_pass() -> None:
     assert reasons(validator.check(bad)) == [("invalid_email", "/email")]
     assert bad == {"email": "nope", "user_id": "x"}
     assert validator.dropped_fields["extra599"] == 1
+
+
+def test_plain_text_password_field_gets_its_own_hint() -> None:
+    (problem,) = check({"email": "x@example.com", "password": "hunter2-secret"})
+    assert (problem.reason, problem.path) == ("unknown_field", "/password")
+    assert "password_hash" in problem.message
+    assert "hunter2-secret" not in problem.message

@@ -1,0 +1,248 @@
+"""What a run tells people and schedulers: exit codes, failed users, retry files, progress, signals,
+and that nothing secret leaks. Every test drives the real CLI process against the sandbox."""
+
+from __future__ import annotations
+
+import os
+import pty
+import select
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+
+from orchestrator.sandbox import DEFAULT_CLIENT_SECRET
+from orchestrator.tracker import load_manifest
+from tests.run_helpers import (
+    FAST,
+    assert_every_user_once,
+    cli,
+    client_env,
+    report,
+    run_args,
+    run_cli,
+    sandbox,
+    write_users,
+)
+
+REQUEST_BYTES = 8_000
+
+
+def json_lines(text: str) -> list[dict[str, object]]:
+    return [orjson.loads(line) for line in text.splitlines()]
+
+
+def test_users_the_service_rejects_are_reported_and_their_retry_file_imports_them(
+    tmp_path: Path,
+) -> None:
+    with sandbox() as server:
+        users = write_users(tmp_path / "users.json", 120)
+        poisoned = [str(u["email"]) for u in users[5:10]]
+        server.state.faults.poison_users(poisoned, code="CONFLICT")
+        run_dir = tmp_path / "run"
+        first = run_cli(run_args(tmp_path / "users.json", run_dir), client_env(server))
+        assert first.returncode == 1, first.stderr
+        result = report(run_dir)
+        assert result["failed"] == 5
+        assert result["failed_by_code"] == {"CONFLICT": 5}
+        failed = json_lines((run_dir / "failed-users.ndjson").read_text())
+        assert {str(f["user"]["email"]) for f in failed} == set(poisoned)  # type: ignore[index]
+        assert all(f["job_id"] and f["external_id"] for f in failed)
+        retry = orjson.loads((run_dir / "retry.json").read_bytes())
+        assert retry == users[5:10]  # the originals, not the service's masked echo
+
+        server.state.faults.clear()  # the cause is fixed
+        second = run_cli(
+            run_args(run_dir / "retry.json", tmp_path / "retry-run"), client_env(server)
+        )
+        assert second.returncode == 0, second.stderr
+        assert_every_user_once(server, users)
+
+
+def test_users_that_already_exist_are_listed_apart_with_the_upsert_hint(tmp_path: Path) -> None:
+    with sandbox() as server:
+        users = write_users(tmp_path / "users.json", 40)
+        assert (
+            run_cli(
+                run_args(tmp_path / "users.json", tmp_path / "a"), client_env(server)
+            ).returncode
+            == 0
+        )
+        again = run_cli(
+            [*run_args(tmp_path / "users.json", tmp_path / "b")[:-2], "--log-format", "text"],
+            client_env(server),
+        )
+        assert again.returncode == 1
+        assert "--upsert" in again.stdout
+        assert len(orjson.loads((tmp_path / "b" / "duplicated-users.json").read_bytes())) == 40
+        assert orjson.loads((tmp_path / "b" / "retry.json").read_bytes()) == []
+        upsert = run_cli(
+            [*run_args(tmp_path / "users.json", tmp_path / "c"), "--upsert"], client_env(server)
+        )
+        assert upsert.returncode == 0
+        assert report(tmp_path / "c")["updated"] == len(users)
+
+
+def test_json_logs_are_one_event_per_line(tmp_path: Path) -> None:
+    with sandbox(FAST, job_seconds=0.4) as server:
+        write_users(tmp_path / "users.json", 200)
+        done = run_cli(
+            [
+                *run_args(tmp_path / "users.json", tmp_path / "run", request_bytes=REQUEST_BYTES),
+                "--progress-interval",
+                "0.2",
+            ],
+            client_env(server),
+        )
+        assert done.returncode == 0, done.stderr
+        events = json_lines(done.stdout)
+        names = [e["event"] for e in events]
+        for expected in ("plan", "job_submitted", "job_completed", "progress", "summary"):
+            assert expected in names
+        assert names[-1] == "summary"
+        completed = [e for e in events if e["event"] == "job_completed"]
+        assert all(
+            {"chunk", "job_id", "inserted", "updated", "failed"} <= e.keys() for e in completed
+        )
+        assert all(isinstance(e.get("ts"), float) for e in events if e["event"] != "summary")
+
+
+def test_quiet_prints_only_the_summary(tmp_path: Path) -> None:
+    with sandbox() as server:
+        write_users(tmp_path / "users.json", 50)
+        done = run_cli(
+            [*run_args(tmp_path / "users.json", tmp_path / "run"), "--quiet"], client_env(server)
+        )
+        assert done.returncode == 0
+        assert [e["event"] for e in json_lines(done.stdout)] == ["summary"]
+        assert done.stderr == ""
+
+
+def test_the_live_display_on_a_terminal(tmp_path: Path) -> None:
+    with sandbox(FAST, job_seconds=0.7) as server:
+        write_users(tmp_path / "users.json", 200)
+        args = [
+            a
+            for a in run_args(
+                tmp_path / "users.json", tmp_path / "run", request_bytes=REQUEST_BYTES
+            )
+            if a not in ("--log-format", "json")
+        ]
+        controller, terminal = pty.openpty()
+        process = subprocess.Popen(
+            cli(*args), env=client_env(server), stdin=terminal, stdout=terminal, stderr=terminal
+        )
+        os.close(terminal)
+        screen = b""
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([controller], [], [], 0.2)
+            if ready:
+                try:
+                    chunk = os.read(controller, 65536)
+                except OSError:  # the terminal closed: the process ended
+                    break
+                if not chunk:
+                    break
+                screen += chunk
+            elif process.poll() is not None:
+                break
+        os.close(controller)
+        assert process.wait(timeout=10) == 0
+    text = screen.decode()
+    assert "users/hour" in text and "ETA" in text and "in flight: job_" in text
+    assert "\x1b[" in text  # the block is redrawn in place
+    assert "run " in text and "inserted" in text
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_saves_state_exits_130_and_resume_finishes(tmp_path: Path, signum: int) -> None:
+    with sandbox(FAST, job_seconds=1.0) as server:
+        users = write_users(tmp_path / "users.json", 200)
+        run_dir = tmp_path / "run"
+        args = [
+            *run_args(tmp_path / "users.json", run_dir, request_bytes=REQUEST_BYTES)[:-2],
+            "--log-format",
+            "text",
+        ]
+        process = subprocess.Popen(
+            cli(*args),
+            env=client_env(server),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # wait until jobs are running at the "service"
+            if server.state.active_jobs >= 1 and (run_dir / "manifest.json").exists():
+                break
+            time.sleep(0.05)
+        process.send_signal(signum)
+        out, err = process.communicate(timeout=20)
+        assert process.returncode == 130, err
+        assert "resume" in err and "still run" in err
+        assert "Traceback" not in err
+        plan = load_manifest(run_dir)
+        assert any(c.status in ("pending", "processing") for c in plan.chunks)
+
+        resumed = run_cli(["resume", "--run-dir", run_dir, "--max-rps", "200"], client_env(server))
+        assert resumed.returncode == 0, resumed.stderr
+        assert_every_user_once(server, users)
+        for chunk in load_manifest(run_dir).chunks:
+            sent = [job for job in server.state.jobs() if job.external_id == chunk.external_id]
+            assert len(sent) <= 1 + chunk.ambiguous
+
+
+def test_secrets_and_password_hashes_never_reach_logs_or_run_state(tmp_path: Path) -> None:
+    sample = Path(__file__).parent.parent / "sample_data" / "users.json"
+    users = orjson.loads(sample.read_bytes())
+    secrets = {DEFAULT_CLIENT_SECRET}
+    for user in users:
+        if "password_hash" in user:
+            secrets.add(user["password_hash"])
+        custom = user.get("custom_password_hash")
+        if custom:
+            secrets.add(custom["hash"]["value"])
+            for part in ("salt", "key"):
+                if part in custom.get("hash", {}) | custom:
+                    value = (custom.get(part) or custom["hash"].get(part) or {}).get("value")
+                    if value:
+                        secrets.add(value)
+    assert len(secrets) > 100
+    with sandbox() as server:
+        run_dir = tmp_path / "run"
+        server.state.faults.poison_users([users[3]["email"]])  # an error echo passes through too
+        for log_format in ("json", "text"):
+            done = run_cli(
+                [*run_args(sample, run_dir)[:-2], "--log-format", log_format, "--debug"],
+                client_env(server),
+            )
+            assert done.returncode == 1, done.stderr
+            for secret in secrets:
+                assert secret not in done.stdout and secret not in done.stderr
+            assert "eyJ" not in done.stdout + done.stderr  # no JWT
+        # Files that hold users (and so hashes) by design, private to the owner:
+        user_files = {"rejects.ndjson", "retry.json", "duplicated-users.json"}
+        assert (run_dir.stat().st_mode & 0o777) == 0o700
+        for path in run_dir.rglob("*"):
+            mode = path.stat().st_mode & 0o777
+            assert mode == (0o700 if path.is_dir() else 0o600), path
+            if path.is_dir() or path.parent.name == "chunks" or path.name in user_files:
+                continue
+            content = path.read_text()
+            assert DEFAULT_CLIENT_SECRET not in content and "eyJ" not in content, path
+            for secret in secrets:
+                assert secret not in content, (path, "holds a password hash")
+
+
+def test_debug_alone_shows_tracebacks(tmp_path: Path) -> None:
+    source = tmp_path / "bad.json"
+    source.write_bytes(b"[{]")
+    plain = run_cli(["validate", source], dict(os.environ))
+    debug = run_cli(["validate", source, "--debug"], dict(os.environ))
+    assert plain.returncode == debug.returncode == 2
+    assert "Traceback" not in plain.stderr
+    assert "Traceback" in debug.stderr
