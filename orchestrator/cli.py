@@ -219,6 +219,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_api_options(verify)
     _add_output_options(verify)
 
+    from orchestrator.sync.parser import add_sync_parser
+
+    add_sync_parser(commands)
+
     from orchestrator.sandbox import add_arguments as add_sandbox_arguments
 
     sandbox = commands.add_parser("sandbox", help="a local Auth0-compatible server for rehearsals")
@@ -346,6 +350,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from orchestrator.verify import cmd_verify
 
         handlers["verify"] = cmd_verify
+    if ns.command == "sync":
+        from orchestrator.sync.command import cmd_sync
+
+        handlers["sync"] = cmd_sync
     return _guarded(lambda: handlers[ns.command](ns, log), debug=debug)
 
 

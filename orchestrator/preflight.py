@@ -141,8 +141,8 @@ async def preflight(
         The verdicts; ``report.ok`` is False when the run must not start.
     """
     settings = settings or PreflightSettings()
-    patient_less = replace(client_settings, retry=settings.retry)
-    async with ApiClient(credentials, patient_less, events=log) as client:
+    brief = replace(client_settings, retry=settings.retry)
+    async with ApiClient(credentials, brief, events=log) as client:
         return await run_checks(client, connection_id, settings, target=credentials.base_url)
 
 
@@ -180,7 +180,7 @@ async def run_checks(
     """The checks, with an open client: token, scopes, connection, then the service's answers.
 
     Args:
-        client: An open client; its counters and clock offset are read afterwards.
+        client: An open client; its clock offset is read after the requests.
         connection_id: The target connection.
         settings: What is required.
         target: How to name the service in messages (its base URL).

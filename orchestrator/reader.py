@@ -43,6 +43,8 @@ _TO_BRACKET: Final = re.compile(
 _STRING: Final = re.compile(rb'"[^"\\]*+(?:\\.[^"\\]*+)*+"', re.DOTALL)
 _SCALAR: Final = re.compile(rb'[^ \t\n\r,\[\]{}"]*')
 _OPENERS: Final = frozenset(b"[{")
+#: Times a piece that does not decode is extended to the next gap before bracket matching instead.
+_MAX_EXTENSIONS: Final = 4
 #: orjson refuses documents nested deeper than this.
 MAX_DEPTH: Final = 1024
 #: Default cap on one top-level value (or NDJSON line). A user over 512,000 bytes can never be
@@ -428,8 +430,9 @@ class _JsonArrayParser:
     """Incremental parser of one top-level JSON array, element by element.
 
     Fast path: split at `}` `,` `{` gaps and decode each piece with orjson; a piece that does not
-    decode (the gap was inside a string or a nested array, or the element is broken) is then taken
-    exactly by bracket matching, which also locates errors to the byte.
+    decode (the gap was inside a string or a nested array, or the element is broken) is extended to
+    the next gap a few times, then taken exactly by bracket matching, which also locates errors to
+    the byte.
     """
 
     def __init__(self, label: str, *, offset: int, max_value: int) -> None:
@@ -507,14 +510,22 @@ class _JsonArrayParser:
         buf, start = self._buf, self._pos
         values: list[object] = []
         sizes: list[int] = []
+        extended = 0
         for gap in _OBJECT_GAP.finditer(buf, start):
             end = gap.start() + 1
             try:
                 values.append(orjson.loads(buf[start:end]))
             except orjson.JSONDecodeError:
-                break  # _exact() takes this element
+                # The gap may be inside the element (a nested array of objects, a string): extend
+                # it to the next gap. Never a wrong split: where a JSON value ends is fixed by where
+                # it starts, so a piece from the element's start that decodes is the element.
+                extended += 1
+                if extended > _MAX_EXTENSIONS:
+                    break  # _exact() takes this element
+                continue
             sizes.append(end - start)
             start = gap.end() - 1
+            extended = 0
         if values:
             first = self._index
             out.extend(_build_records(range(first, first + len(values)), values, sizes))

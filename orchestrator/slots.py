@@ -25,6 +25,7 @@ class Permit:
     """The right to hold one job; `probe` while the service has not yet confirmed the slot exists."""
 
     probe: bool = False
+    running: bool = False  # a job created under this permit is running at the service
 
 
 class SlotGovernor:
@@ -36,6 +37,8 @@ class SlotGovernor:
         self._ceiling = ceiling
         self._held = 0
         self._probing = False
+        self._refused_waiting = 0  # a refused probe waits for a slot ahead of everyone else
+        self._running = 0  # permits whose job the service has accepted
         self._changed = anyio.Condition()
 
     @property
@@ -46,10 +49,12 @@ class SlotGovernor:
         """Wait for a permit: a known free slot, or the single outstanding probe."""
         async with self._changed:
             while True:
-                if self._held < self.limit:
+                if self._held < self.limit and not self._refused_waiting:
                     self._held += 1
                     return Permit()
-                if self.discovering and not self._probing:
+                # Probe only once every known slot holds a running job: then a refusal can only
+                # mean the limit, and an acceptance is evidence of one more slot.
+                if self.discovering and not self._probing and self._running >= self.limit:
                     self._probing = True
                     self._held += 1
                     return Permit(probe=True)
@@ -57,14 +62,16 @@ class SlotGovernor:
 
     async def confirmed(self, permit: Permit) -> None:
         """The service accepted a job under this permit; a probe has found one more slot."""
-        if not permit.probe:
-            return
         async with self._changed:
-            permit.probe = False
-            self._probing = False
-            self.limit += 1
-            if self.limit >= self._ceiling:
-                self.discovering = False
+            if not permit.running:
+                permit.running = True
+                self._running += 1
+            if permit.probe:
+                permit.probe = False
+                self._probing = False
+                self.limit += 1
+                if self.limit >= self._ceiling:
+                    self.discovering = False
             self._changed.notify_all()
 
     async def inconclusive(self, permit: Permit) -> None:
@@ -77,6 +84,8 @@ class SlotGovernor:
             return
         async with self._changed:
             permit.probe = False
+            permit.running = True
+            self._running += 1
             self._probing = False
             self._changed.notify_all()
 
@@ -96,15 +105,30 @@ class SlotGovernor:
             if active_jobs is not None and active_jobs >= SAFE_SLOTS:
                 self.limit = min(active_jobs, self._ceiling)
             self._held -= 1
-            self._changed.notify_all()
-            while self._held >= self.limit:
-                await self._changed.wait()
+            self._refused_waiting += 1
+            try:
+                while self._held >= self.limit:
+                    await self._changed.wait()
+            finally:
+                self._refused_waiting -= 1
             self._held += 1
+            self._changed.notify_all()
         return True
+
+    async def ended(self, permit: Permit) -> None:
+        """The job held under this permit has ended; the permit is kept for the next job."""
+        async with self._changed:
+            if permit.running:
+                permit.running = False
+                self._running -= 1
+                self._changed.notify_all()
 
     async def release(self, permit: Permit) -> None:
         async with self._changed:
             if permit.probe:
                 self._probing = False
+            if permit.running:
+                permit.running = False
+                self._running -= 1
             self._held -= 1
             self._changed.notify_all()

@@ -150,8 +150,12 @@ class Uploader:
         failures = 0
         while True:
             if chunk.status in IN_FLIGHT and chunk.job_id:
-                job_id = chunk.job_id
+                job_id = chunk.job_id  # re-attach to a job a stopped run left running
                 submitted_at = time.monotonic()
+                if permit.probe:
+                    await self.slots.inconclusive(permit)
+                else:
+                    await self.slots.confirmed(permit)
             else:
                 try:
                     job_id, submitted_at = await self._submit(chunk, permit)
@@ -165,6 +169,8 @@ class Uploader:
             finally:
                 self.active_jobs.pop(index, None)
                 self.job_states.pop(job_id, None)
+                with anyio.CancelScope(shield=True):
+                    await self.slots.ended(permit)
             if job is not None and job.status == "completed":
                 summary = _summary(job)
                 await self._record(self._tracker.completed, index, summary)
@@ -254,6 +260,8 @@ class Uploader:
             await self._record(self._tracker.submitted, chunk.index, job.id)
             if permit.probe:
                 await self._settle_probe(permit, chunk.index)
+            else:
+                await self.slots.confirmed(permit)
             self._emit(
                 "job_submitted",
                 {"chunk": chunk.index, "job_id": job.id, "external_id": chunk.external_id},

@@ -459,7 +459,7 @@ assert _FAST.keys() == ALLOWED_FIELDS
 # (every inline test implies its predicate). Input keys never reach the generated source: only
 # field names from ALLOWED_FIELDS do, each selecting a fixed template.
 
-ShapeCheck = Callable[[dict[str, object]], bool]
+_ShapeCheck = Callable[[dict[str, object]], bool]
 
 _INLINE: Final[dict[str, str]] = {
     "email": "type({v}) is str and (len({v}) <= 65 and _email_ascii({v}) is not None"
@@ -501,7 +501,7 @@ _SHAPE_GLOBALS: Final[dict[str, object]] = {
 _MAX_SHAPES: Final = 512
 
 
-def _compile_shape(shape: tuple[object, ...], *, strip_prefix: bool) -> ShapeCheck:
+def _compile_shape(shape: tuple[object, ...], *, strip_prefix: bool) -> _ShapeCheck:
     """A checker for users whose keys are exactly `shape`, in this order (unknown keys ignored).
 
     With `strip_prefix`, it first removes a leading `auth0|` from `user_id` (in the user too).
@@ -525,7 +525,7 @@ def _compile_shape(shape: tuple[object, ...], *, strip_prefix: bool) -> ShapeChe
     namespace = dict(_SHAPE_GLOBALS)
     # exec is safe here: the source is built from the fixed templates above, never from input.
     exec(compile(source, "<orchestrator.validation shape check>", "exec"), namespace)  # noqa: S102
-    return cast(ShapeCheck, namespace["check"])
+    return cast(_ShapeCheck, namespace["check"])
 
 
 class UserValidator:
@@ -550,7 +550,7 @@ class UserValidator:
         self._strip_prefix = not options.keep_user_id_prefix
         self._drop_unknown = options.drop_unknown_fields
         # shape -> (compiled check, or None when such users always need the diagnosis; keys to drop)
-        self._shapes: dict[tuple[object, ...], tuple[ShapeCheck | None, tuple[str, ...]]] = {}
+        self._shapes: dict[tuple[object, ...], tuple[_ShapeCheck | None, tuple[str, ...]]] = {}
 
     def check(self, value: object) -> list[Problem]:
         """Normalise `value` in place (if a dict) and return its problems; [] means valid.
@@ -561,7 +561,23 @@ class UserValidator:
         Returns:
             Every problem found, in field order after `unknown_field`/`missing_email`.
         """
-        if type(value) is not dict and not isinstance(value, dict):
+        # The common case, written out: a known layout with a compiled check (one call).
+        if type(value) is dict:
+            plan = self._shapes.get(tuple(value))
+            if plan is not None and plan[0] is not None:
+                try:
+                    if plan[0](value):
+                        if plan[1]:
+                            self._drop(value, plan[1])
+                        return []
+                except (TypeError, RecursionError):
+                    pass  # absurd nesting: the diagnosis handles it
+                return self._diagnose(value)
+        return self._check_other(value)
+
+    def _check_other(self, value: object) -> list[Problem]:
+        """`check` for a new layout, one without a compiled check, or a value that is no dict."""
+        if not isinstance(value, dict):
             return [
                 Problem(
                     "not_an_object",
@@ -595,7 +611,7 @@ class UserValidator:
             self._drop(user, unknown)
         return True
 
-    def _plan(self, shape: tuple[object, ...]) -> tuple[ShapeCheck | None, tuple[str, ...]]:
+    def _plan(self, shape: tuple[object, ...]) -> tuple[_ShapeCheck | None, tuple[str, ...]]:
         unknown = tuple(str(key) for key in shape if key not in ALLOWED_FIELDS)
         if (
             "email" not in shape

@@ -388,14 +388,18 @@ async def check_users(
     """
     results: list[UserCheck | None] = [None] * len(users)
     queue = iter(range(len(users)))
+    refused: list[AuthError] = []
 
     async def worker() -> None:
         for index in queue:  # the iterator is shared: each index goes to one worker
             user = users[index]
             try:
                 profiles = await client.users_by_email(user.email.lower())
-            except AuthError:
-                raise
+            except AuthError as exc:
+                # Kept aside rather than raised: the task group would wrap it in a group.
+                refused.append(exc)
+                tasks.cancel_scope.cancel()
+                return
             except ApiError as exc:
                 results[index] = UserCheck(user, "unchecked", error=str(exc))
                 continue
@@ -404,6 +408,8 @@ async def check_users(
     async with anyio.create_task_group() as tasks:
         for _ in range(min(concurrency, len(users))):
             tasks.start_soon(worker)
+    if refused:
+        raise refused[0]
     return [result for result in results if result is not None]
 
 

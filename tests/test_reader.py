@@ -302,6 +302,20 @@ def test_default_sizes_read_a_file_larger_than_a_block(tmp_path: Path) -> None:
     assert sum(r.size for r in records) == len(data) - 2 - 5999  # brackets and commas
 
 
+@pytest.mark.parametrize("false_gaps", [1, 2, 4, 5, 30])
+def test_gaps_inside_elements_never_split_them(false_gaps: int) -> None:
+    inner = {"list": [{"i": i} for i in range(false_gaps)], "s": "},{" * false_gaps}
+    users = [{"a": 1}, inner, {"b": 2}, inner, inner]
+    data = json.dumps(users, indent=1).encode()
+    for block_size in (17, 1 << 20):
+        _, records = _read_bytes(data, block_size=block_size)
+        assert [r.value for r in records] == users
+        assert sum(r.size for r in records) < len(data)
+    broken = data.replace(b'"s"', b'"s" x', 1)
+    error = _error(broken)
+    assert error.where == f"byte {broken.index(b' x') + 1}"
+
+
 def test_sizes_exclude_surrounding_whitespace(tmp_path: Path) -> None:
     path = tmp_path / "x.json"
     path.write_bytes(b'[ {"a": 1} ,\n\t[1, 2] , "s" ,7 ]')
