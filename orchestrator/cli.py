@@ -142,7 +142,9 @@ def _add_api_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(*, sandbox_options: bool = True) -> argparse.ArgumentParser:
+    """The whole command line; `sandbox_options=False` leaves out the sandbox's own options,
+    whose import (the aiohttp server) costs every other command a noticeable start-up."""
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Move very large user exports into Auth0 through bulk-import jobs.",
@@ -223,10 +225,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_sync_parser(commands)
 
-    from orchestrator.sandbox import add_arguments as add_sandbox_arguments
-
     sandbox = commands.add_parser("sandbox", help="a local Auth0-compatible server for rehearsals")
-    add_sandbox_arguments(sandbox)
+    if sandbox_options:
+        from orchestrator.sandbox import add_arguments as add_sandbox_arguments
+
+        add_sandbox_arguments(sandbox)
     sandbox.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     return parser
 
@@ -317,8 +320,9 @@ def plan_settings(options: PlanOptions, ns: argparse.Namespace) -> PlanSettings:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns its exit code."""
-    parser = build_parser()
-    ns = parser.parse_args(argv)
+    args = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(sandbox_options="sandbox" in args)
+    ns = parser.parse_args(args)
     debug = getattr(ns, "debug", False)
     if ns.command == "sandbox":
         from orchestrator.sandbox import main_from_args

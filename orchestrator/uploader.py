@@ -303,6 +303,7 @@ class Uploader:
         deadline = submitted_at + self._settings.job_timeout
         delay = poller.next_delay(time.monotonic())
         poll_failures = 0
+        last_running = submitted_at
         while True:
             await anyio.sleep(delay)
             try:
@@ -324,8 +325,10 @@ class Uploader:
             now = time.monotonic()
             if job.status in JOB_STATES_TERMINAL:
                 if job.status == "completed":
-                    self._durations.observe(now - submitted_at)
+                    # It ended between the last look that saw it running and this one.
+                    self._durations.observe((last_running + now) / 2 - submitted_at)
                 return job
+            last_running = now
             self.job_states[job_id] = (
                 f"{job.status} {job.percentage_done}%"
                 if job.percentage_done is not None

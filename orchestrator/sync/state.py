@@ -30,6 +30,9 @@ LOOKUP_BATCH: Final = 500
 #: Pending rows written per transaction while diffing: few fsyncs, a bounded WAL.
 PENDING_COMMIT_ROWS: Final = 100_000
 
+#: Free space worth a VACUUM after a night, if it is also most of the file (see `_reclaim`).
+RECLAIM_BYTES: Final = 8 << 20
+
 NIGHT_STATES: Final = ("diffing", "uploading", "done", "abandoned")
 
 # users.slot numbers each user once for good (meta next_slot): a night's diff marks the slots it saw
@@ -325,6 +328,7 @@ class SyncState:
             raise ValueError(f"a night ends done or abandoned, not {status!r}")
         with self._transaction():
             self._end_night(night, counts, status)
+        self._reclaim()
 
     def _end_night(self, night: Night, counts: dict[str, object], status: str) -> None:
         self._db.execute("DELETE FROM pending")
@@ -373,6 +377,7 @@ class SyncState:
                 else:
                     synced += promoted
             self._end_night(night, {**counts, "synced": synced, "skipped_chunks": skipped}, "done")
+        self._reclaim()
         return Promotion(synced, tuple(skipped))
 
     def _promote_chunk(self, night: Night, chunk: ChunkResult) -> int | None:
@@ -416,6 +421,19 @@ class SyncState:
             with suppress(FileNotFoundError):
                 total += os.stat(f"{self.path}{suffix}").st_size
         return total
+
+    def _reclaim(self) -> None:
+        """Compact the file when most of it is free pages (after a first night of millions).
+
+        A night's deleted pending rows leave free pages that the next night reuses; only a night
+        far bigger than the usual ones (the first) leaves so many that rewriting the file pays.
+        VACUUM also packs the users table, which random-order inserts leave about 70% full.
+        """
+        free = self._db.execute("PRAGMA freelist_count").fetchone()[0]
+        pages = self._db.execute("PRAGMA page_count").fetchone()[0]
+        page = self._db.execute("PRAGMA page_size").fetchone()[0]
+        if free * page >= RECLAIM_BYTES and free * 2 > pages:
+            self._db.execute("VACUUM")
 
     def checkpoint(self) -> None:
         """Fold the WAL into the database file and truncate it (after a big night)."""
