@@ -234,6 +234,37 @@ class DuplicateFinder:
                 self.user_ids.add(user_id_key)
         self._stores += 1
 
+    def add_fingerprints(
+        self, email_fp: int, user_id_fp: int, *, store: bool = True
+    ) -> Problem | None:
+        """`add` for keys already fingerprinted (e.g. by another process); 0 means no such key.
+
+        Args:
+            email_fp: `fingerprint(email.lower())`, or 0 for a user without a string email.
+            user_id_fp: `fingerprint(user_id)`, or 0 for a user without a string user_id.
+            store: False only checks (as `check`), True also remembers a user that is no duplicate.
+
+        Returns:
+            The same problem `check` would report for the user, or None.
+        """
+        email_slot = user_id_slot = -1
+        if email_fp:
+            email_slot = self.emails.find_slot(email_fp)
+            if email_slot < 0:
+                return _duplicate_email()
+        if user_id_fp:
+            user_id_slot = self.user_ids.find_slot(user_id_fp)
+            if user_id_slot < 0:
+                return _duplicate_user_id()
+        if store:
+            self._pending = None
+            if email_fp:
+                self.emails.store_at(email_slot, email_fp)
+            if user_id_fp:
+                self.user_ids.store_at(user_id_slot, user_id_fp)
+            self._stores += 1
+        return None
+
     def add(self, user: Mapping[str, object]) -> Problem | None:
         """`check`, then `remember` unless a duplicate (for callers with no later reject)."""
         problem = self.check(user)
@@ -245,6 +276,16 @@ class DuplicateFinder:
     def memory_bytes(self) -> int:
         """Bytes held by both fingerprint tables."""
         return self.emails.memory_bytes + self.user_ids.memory_bytes
+
+
+def key_fingerprints(user: Mapping[str, object]) -> tuple[int, int]:
+    """The fingerprints `DuplicateFinder.add_fingerprints` takes for `user`: (email, user_id)."""
+    email = user.get("email")
+    user_id = user.get("user_id")
+    return (
+        fingerprint(email.lower()) if isinstance(email, str) else 0,
+        fingerprint(user_id) if isinstance(user_id, str) else 0,
+    )
 
 
 def _duplicate_email() -> Problem:

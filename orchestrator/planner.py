@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import IO
+from typing import IO, Final
 
 import orjson
 
@@ -19,7 +19,7 @@ from orchestrator.constants import MAX_REQUEST_BYTES
 from orchestrator.dedupe import DuplicateFinder
 from orchestrator.errors import ConfigError
 from orchestrator.multipart import EXTERNAL_ID_PATTERN, body_overhead
-from orchestrator.reader import ExportReader
+from orchestrator.reader import ExportReader, SourceRecord
 from orchestrator.validation import NormaliseOptions, Problem, UserValidator
 
 #: The smallest request limit that still leaves room for a useful users file.
@@ -145,6 +145,7 @@ def plan_export(
     *,
     store_chunk: ChunkSink,
     rejects: IO[bytes] | None = None,
+    workers: int | None = None,
 ) -> PlanStats:
     """Read every user once, in order: reject, or pack into a chunk handed to `store_chunk`.
 
@@ -153,52 +154,178 @@ def plan_export(
         options: request limit, normalisation switches and external_id prefix.
         store_chunk: called with each closed chunk, in index order.
         rejects: where rejected users go, one JSON object per line (None: count only).
+        workers: processes that decode and validate NDJSON beside this one (0: none, all in this
+            process; None: 2 for a large NDJSON file on a multi-core machine, else 0). The
+            output is the same whatever the number.
     """
-    stats = PlanStats()
-    validator = UserValidator(
-        NormaliseOptions(
-            keep_user_id_prefix=options.keep_user_id_prefix,
-            drop_unknown_fields=options.drop_unknown_fields,
+    from orchestrator import parallel  # here: it imports this module
+
+    if workers is None:
+        workers = parallel.auto_workers(reader)
+    planner = Planner(options, store_chunk, rejects, reader.where)
+    validator = planner.validator
+    if workers > 0:
+        dropped = parallel.plan_in_workers(reader, planner, workers)
+    else:
+        for batch in reader.batches():
+            planner.take_records(batch)
+        dropped = validator.dropped_fields
+    return planner.finish(dropped)
+
+
+class Planner:
+    """The planning state of one pass: validation, duplicates, packing, rejects and stats.
+
+    Users arrive in input order either decoded (`take_records`: everything is done here) or already
+    validated and encoded by a worker process (`take_encoded`: only duplicates and packing remain).
+    """
+
+    def __init__(
+        self,
+        options: PlanOptions,
+        store_chunk: ChunkSink,
+        rejects: IO[bytes] | None,
+        where: Callable[[int], str],
+    ) -> None:
+        self.options = options
+        self.stats = PlanStats()
+        self.validator = UserValidator(normalise_options(options))
+        self.duplicates = DuplicateFinder()
+        self.packer = ChunkPacker(options.users_budget)
+        self._store_chunk = store_chunk
+        self._rejects = rejects
+        self._where = where
+
+    @property
+    def keeps_rejects(self) -> bool:
+        """Whether rejected users are written (else only counted)."""
+        return self._rejects is not None
+
+    def take_records(self, batch: list[SourceRecord]) -> None:
+        """Plan a batch of decoded records (normalised in place)."""
+        stats, validator, duplicates, packer = (
+            self.stats,
+            self.validator,
+            self.duplicates,
+            self.packer,
         )
-    )
-    duplicates = DuplicateFinder()
-    packer = ChunkPacker(options.users_budget)
-    dumps = orjson.dumps
-
-    def reject(position: int, problems: list[Problem], user: object) -> None:
-        stats.users_rejected += 1
-        stats.rejected_by_reason[problems[0].reason] += 1
-        if rejects is not None:
-            rejects.write(Rejection(position, reader.where(position), problems, user).to_json())
-            rejects.write(b"\n")
-
-    def store(chunk: PackedChunk | None) -> None:
-        if chunk is not None:
-            stats.chunks.append(store_chunk(chunk, options.external_id(chunk.index)))
-
-    for batch in reader.batches():
+        dumps = orjson.dumps
         stats.users_read += len(batch)
         for record in batch:
             user = record.value
             problems = validator.check(user)
             if problems:
-                reject(record.position, problems, user)
+                self._reject(record.position, problems, user)
                 continue
             assert isinstance(user, dict)  # a valid user is an object
             duplicate = duplicates.check(user)
             if duplicate is not None:
-                reject(record.position, [duplicate], user)
+                self._reject(record.position, [duplicate], user)
                 continue
             encoded = dumps(user)
             if not packer.fits_alone(encoded):
-                reject(record.position, [_too_large(len(encoded), options)], user)
+                self._reject(record.position, [self._too_large(len(encoded))], user)
                 continue
             duplicates.remember(user)
             stats.users_accepted += 1
-            store(packer.add(encoded, record.position))
-    store(packer.finish())
-    stats.dropped_fields.update(validator.dropped_fields)
-    return stats
+            self._store(packer.add(encoded, record.position))
+
+    def take_encoded(self, batch: EncodedBatch) -> None:
+        """Plan a batch a worker validated and encoded; its rejects are written in input order."""
+        stats, packer = self.stats, self.packer
+        add_fingerprints = self.duplicates.add_fingerprints
+        stats.users_read += batch.users
+        refused = batch.rejects
+        next_refused = refused[0][0] if refused else _NO_POSITION
+        taken = 0
+        for position, encoded, email_fp, user_id_fp in zip(
+            batch.positions, batch.encoded, batch.email_fps, batch.user_id_fps, strict=True
+        ):
+            while next_refused < position:
+                self._write_reject(*refused[taken])
+                taken += 1
+                next_refused = refused[taken][0] if taken < len(refused) else _NO_POSITION
+            if packer.fits_alone(encoded):
+                problem = add_fingerprints(email_fp, user_id_fp)
+                if problem is None:
+                    stats.users_accepted += 1
+                    self._store(packer.add(encoded, position))
+                    continue
+            else:
+                problem = add_fingerprints(email_fp, user_id_fp, store=False)
+                problem = problem or self._too_large(len(encoded))
+            self._write_reject(position, problem.reason, self._spliced(position, problem, encoded))
+        for reject in refused[taken:]:
+            self._write_reject(*reject)
+
+    def finish(self, dropped_fields: Counter[str]) -> PlanStats:
+        """Close the last chunk and return the stats (`dropped_fields` from every validator)."""
+        self._store(self.packer.finish())
+        self.stats.dropped_fields.update(dropped_fields)
+        return self.stats
+
+    def _reject(self, position: int, problems: list[Problem], user: object) -> None:
+        line = b""
+        if self._rejects is not None:
+            line = Rejection(position, self._where(position), problems, user).to_json()
+        self._write_reject(position, problems[0].reason, line)
+
+    def _write_reject(self, position: int, reason: str, line: bytes) -> None:
+        del position  # the caller keeps input order
+        stats = self.stats
+        stats.users_rejected += 1
+        stats.rejected_by_reason[reason] += 1
+        if self._rejects is not None:
+            self._rejects.write(line)
+            self._rejects.write(b"\n")
+
+    def _spliced(self, position: int, problem: Problem, encoded: bytes) -> bytes:
+        """`Rejection.to_json()` of a user known only as its encoding (the same bytes)."""
+        if self._rejects is None:
+            return b""
+        head = Rejection(position, self._where(position), [problem], None).to_json()
+        assert head.endswith(b',"user":null}')
+        return head[: -len(b"null}")] + encoded + b"}"
+
+    def _store(self, chunk: PackedChunk | None) -> None:
+        if chunk is not None:
+            external_id = self.options.external_id(chunk.index)
+            self.stats.chunks.append(self._store_chunk(chunk, external_id))
+
+    def _too_large(self, size: int) -> Problem:
+        return _too_large(size, self.options)
+
+
+def normalise_options(options: PlanOptions) -> NormaliseOptions:
+    """The validator's switches within the plan options."""
+    return NormaliseOptions(
+        keep_user_id_prefix=options.keep_user_id_prefix,
+        drop_unknown_fields=options.drop_unknown_fields,
+    )
+
+
+#: Past every position: "no further reject in this batch".
+_NO_POSITION: Final = 1 << 62
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedBatch:
+    """A batch of users validated and encoded by a worker, as `Planner.take_encoded` needs it.
+
+    Attributes:
+        users: records in the batch (accepted or not).
+        positions, encoded, email_fps, user_id_fps: one entry per valid user, in input order: its
+            position, compact JSON, and `dedupe.key_fingerprints` (0: no such key).
+        rejects: (position, first reason, `Rejection.to_json()` or b"" if rejects are not kept)
+            of each invalid user, in input order.
+    """
+
+    users: int
+    positions: Sequence[int]
+    encoded: list[bytes]
+    email_fps: Sequence[int]
+    user_id_fps: Sequence[int]
+    rejects: list[tuple[int, str, bytes]]
 
 
 def _too_large(size: int, options: PlanOptions) -> Problem:

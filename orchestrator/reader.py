@@ -174,10 +174,41 @@ class ExportReader:
         if self._started:
             raise RuntimeError("ExportReader.batches() can be iterated only once")
         self._started = True
+        for piece in self._pieces(raw_ndjson=False):
+            assert isinstance(piece, list)  # NDJSON comes decoded unless raw_ndjson
+            yield piece
+
+    def pieces(self) -> Generator[list[SourceRecord] | NdjsonText, None, None]:
+        """Like batches(), but NDJSON comes undecoded, so another process may decode it.
+
+        A JSON array still comes as records; NDJSON comes as `NdjsonText` batches of whole lines
+        (never empty), in order, whose `decode()` gives exactly the records batches() would.
+        Single use, like batches().
+
+        Raises:
+            InputError: as batches() (an NDJSON line's own error is raised by its decode()).
+        """
+        if self._started:
+            raise RuntimeError("ExportReader.batches() can be iterated only once")
+        self._started = True
+        yield from self._pieces(raw_ndjson=True)
+
+    def _pieces(
+        self, *, raw_ndjson: bool
+    ) -> Generator[list[SourceRecord] | NdjsonText, None, None]:
         stream = self._open()
         try:
             blocks = _sliced(self._decompressed(self._raw_blocks(stream)), self._batch_bytes)
             parser, head = self._detect(blocks)
+            if raw_ndjson and isinstance(parser, _NdjsonParser):
+                for data in itertools.chain((head,), blocks):
+                    text = parser.feed_raw(data)
+                    if text is not None:
+                        yield text
+                text = parser.finish_raw()
+                if text is not None:
+                    yield text
+                return
             for data in itertools.chain((head,), blocks):
                 records = parser.feed(data)
                 if records:
@@ -364,19 +395,33 @@ class _NdjsonParser:
         self._rest_size = 0
 
     def feed(self, data: bytes) -> list[SourceRecord]:
+        text = self.feed_raw(data)
+        return text.decode() if text is not None else []
+
+    def finish(self) -> list[SourceRecord]:
+        text = self.finish_raw()
+        return text.decode() if text is not None else []
+
+    def feed_raw(self, data: bytes) -> NdjsonText | None:
+        """The complete lines that `data` finishes, undecoded (None if it finishes none)."""
         cut = data.rfind(b"\n")
         if cut < 0:
             self._keep(data)
-            return []
+            return None
         text = b"".join((*self._rest, data[:cut])) if self._rest else data[:cut]
         self._rest.clear()
         self._rest_size = 0
         self._keep(data[cut + 1 :])
-        return self._lines(text.split(b"\n"))
+        lines_before = self._line
+        self._line += text.count(b"\n") + 1
+        return NdjsonText(self._label, lines_before, text)
 
-    def finish(self) -> list[SourceRecord]:
+    def finish_raw(self) -> NdjsonText | None:
         rest = b"".join(self._rest)
-        return self._lines([rest]) if rest.strip() else []
+        if not rest.strip():
+            return None
+        self._line += 1
+        return NdjsonText(self._label, self._line - 1, rest)
 
     def _keep(self, piece: bytes) -> None:
         if not piece:
@@ -392,20 +437,39 @@ class _NdjsonParser:
                 where=f"line {self._line + 1}",
             )
 
-    def _lines(self, lines: list[bytes]) -> list[SourceRecord]:
-        first = self._line + 1
+
+@dataclass(frozen=True, slots=True)
+class NdjsonText:
+    """Whole NDJSON lines, not yet decoded: what `ExportReader.pieces()` hands out (picklable).
+
+    Attributes:
+        label: the input's name, for errors.
+        lines_before: lines of the input before this text (its first line is number this + 1).
+        text: the lines joined by newlines (no final newline); blank lines included.
+    """
+
+    label: str
+    lines_before: int
+    text: bytes
+
+    def decode(self) -> list[SourceRecord]:
+        """The records of the non-blank lines, numbered as in the whole input.
+
+        Raises:
+            InputError: a line is not valid JSON (its line number named).
+        """
+        lines = self.text.split(b"\n")
+        first = self.lines_before + 1
         try:
             values = list(map(orjson.loads, lines))  # one C-level loop: the fast path
         except orjson.JSONDecodeError:
-            return self._lines_one_by_one(lines)
-        self._line += len(lines)
+            return self._one_by_one(lines)
         sizes = map(len, map(bytes.strip, lines))
         return _build_records(range(first, first + len(lines)), values, sizes)
 
-    def _lines_one_by_one(self, lines: list[bytes]) -> list[SourceRecord]:
+    def _one_by_one(self, lines: list[bytes]) -> list[SourceRecord]:
         records = []
-        for line in lines:
-            self._line += 1
+        for number, line in enumerate(lines, self.lines_before + 1):
             size = len(line.strip())
             if not size:
                 continue
@@ -416,10 +480,10 @@ class _NdjsonParser:
                 raise InputError(
                     f"{what} at byte {at + 1} of the line; NDJSON needs one complete JSON "
                     "value per line",
-                    path=self._label,
-                    where=f"line {self._line}",
+                    path=self.label,
+                    where=f"line {number}",
                 ) from None
-            records.append(SourceRecord(self._line, value, size))
+            records.append(SourceRecord(number, value, size))
         return records
 
 

@@ -615,7 +615,7 @@ _SETTING_READERS: dict[str, Callable[[JsonFields, str], object]] = {
     "connection_id": JsonFields.get_str,
     "upsert": JsonFields.get_bool,
     "send_completion_email": JsonFields.get_bool,
-    "job_slots": lambda fields, key: fields.get_int(key, minimum=1),
+    "job_slots": lambda fields, key: fields.get_int(key, minimum=0),  # 0 = auto
     "max_attempts": lambda fields, key: fields.get_int(key, minimum=1),
 }
 

@@ -63,6 +63,8 @@ class UploadSettings:
     #: Backoff while every job slot of the tenant is taken by someone else.
     slot_wait_initial: float = 1.0
     slot_wait_max: float = 30.0
+    #: How long an interrupted run still waits for the answer to a POST already sent.
+    post_grace: float = 90.0  # beyond the client's own request timeout: normal POSTs never hit it
     post_retry_initial: float = 0.5
     post_retry_max: float = 30.0
     poll: PollTiming = field(default_factory=PollTiming)
@@ -210,7 +212,7 @@ class Uploader:
         await self._record(self._tracker.submitting, chunk.index)
         while True:
             try:
-                job = await self._client.create_import_job(body, fields)
+                job = await self._post(body, fields)
             except SlotsBusyError as exc:
                 if await self.slots.refused(permit, exc.active_jobs):
                     self._emit("slots_discovered", {"job_slots": self.slots.limit})
@@ -267,6 +269,19 @@ class Uploader:
                 {"chunk": chunk.index, "job_id": job.id, "external_id": chunk.external_id},
             )
             return job.id, submitted_at
+
+    async def _post(self, body: bytes, fields: ImportFields) -> JobInfo:
+        """Create the job, letting a POST already under way finish when the run is interrupted.
+
+        Cutting a POST off would leave the chunk ambiguous (a job may exist that we never heard
+        of), so Ctrl-C/SIGTERM waits for its answer, up to `post_grace` seconds.
+        """
+        with anyio.CancelScope(shield=True) as scope:
+            scope.deadline = anyio.current_time() + self._settings.post_grace
+            return await self._client.create_import_job(body, fields)
+        raise TransportError(  # the grace ran out: the service may or may not have the job
+            "no answer to the import request in time", maybe_processed=True
+        )
 
     async def _settle_probe(self, permit: Permit, index: int) -> None:
         """The service accepted a job beyond the known limit: was a slot really free?

@@ -499,6 +499,9 @@ _SHAPE_GLOBALS: Final[dict[str, object]] = {
     "F": _FAST,
 }
 _MAX_SHAPES: Final = 512
+#: A layout is compiled at its this-many-th user (before that, `_fast_valid_generic` checks it).
+_COMPILE_AFTER: Final = 16
+_MAX_SIGHTINGS: Final = 4_096
 
 
 def _compile_shape(shape: tuple[object, ...], *, strip_prefix: bool) -> _ShapeCheck:
@@ -537,13 +540,16 @@ class UserValidator:
     `dropped_fields` (field name -> number of users it was dropped from).
     """
 
-    def __init__(self, options: NormaliseOptions) -> None:
+    def __init__(self, options: NormaliseOptions, *, compile_after: int = _COMPILE_AFTER) -> None:
         """Create a validator; one per run (it accumulates `dropped_fields`).
 
         Args:
             options: the normalisation switches.
+            compile_after: users of one key layout checked the generic way before a check for
+                that layout is compiled (1: at once). Results never depend on it.
         """
         self.options = options
+        self._compile_after = compile_after
         # Counted per set of dropped keys: one increment per user instead of one per field.
         self._dropped_sets: Counter[tuple[str, ...]] = Counter()
         self._dropped_folded: Counter[str] = Counter()
@@ -551,6 +557,8 @@ class UserValidator:
         self._drop_unknown = options.drop_unknown_fields
         # shape -> (compiled check, or None when such users always need the diagnosis; keys to drop)
         self._shapes: dict[tuple[object, ...], tuple[_ShapeCheck | None, tuple[str, ...]]] = {}
+        # shape -> users seen with it, for shapes not compiled yet
+        self._sightings: dict[tuple[object, ...], int] = {}
 
     def check(self, value: object) -> list[Problem]:
         """Normalise `value` in place (if a dict) and return its problems; [] means valid.
@@ -600,6 +608,15 @@ class UserValidator:
         if plan is None:
             if len(self._shapes) >= _MAX_SHAPES:  # an input without a regular layout
                 return self._fast_valid_generic(user)
+            # Compiling a shape costs as much as checking ~100 users the generic way, and real
+            # exports have hundreds of rare layouts: only a layout seen a few times is compiled.
+            seen = self._sightings.get(shape, 0) + 1
+            if seen < self._compile_after:
+                if len(self._sightings) >= _MAX_SIGHTINGS:
+                    self._sightings.clear()
+                self._sightings[shape] = seen
+                return self._fast_valid_generic(user)
+            self._sightings.pop(shape, None)
             plan = self._shapes[shape] = self._plan(shape)
         check, unknown = plan
         if check is None:

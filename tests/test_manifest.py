@@ -177,7 +177,7 @@ class TestJson:
             (("chunks", 0, "file"), "../../etc/passwd", "expected a path inside"),
             (("chunks", 0, "file"), "/etc/passwd", "expected a path inside"),
             (("settings", "upsert"), "yes", "'settings.upsert' is 'yes', expected true"),
-            (("settings", "job_slots"), 0, "'settings.job_slots' is 0"),
+            (("settings", "job_slots"), -1, "'settings.job_slots' is -1"),
             (("totals", "rejected_by_reason"), {"x": "y"}, "integer counts"),
             (("input",), [], "'input' is not an object"),
             (("chunks",), {}, "'chunks' is not a list"),

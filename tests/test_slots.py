@@ -23,10 +23,20 @@ async def test_a_fixed_limit_hands_out_that_many_permits() -> None:
     assert not (await governor.acquire()).probe
 
 
+async def test_discovery_probes_only_once_every_slot_runs_a_job() -> None:
+    governor = SlotGovernor(2, discover=True)
+    first = await governor.acquire()
+    await governor.acquire()
+    await governor.confirmed(first)
+    with anyio.move_on_after(0.05) as scope:
+        await governor.acquire()  # the second slot has no running job yet: no probe
+    assert scope.cancelled_caught
+
+
 async def test_discovery_probes_once_and_grows_when_the_service_accepts() -> None:
     governor = SlotGovernor(2, discover=True)
-    await governor.acquire()
-    await governor.acquire()
+    for _ in range(2):
+        await governor.confirmed(await governor.acquire())
     probe = await governor.acquire()
     assert probe.probe
     with anyio.move_on_after(0.05) as scope:
@@ -41,7 +51,9 @@ async def test_discovery_probes_once_and_grows_when_the_service_accepts() -> Non
 async def test_a_refused_probe_fixes_the_limit_and_waits_for_a_free_slot() -> None:
     governor = SlotGovernor(2, discover=True)
     first = await governor.acquire()
-    await governor.acquire()
+    second = await governor.acquire()
+    await governor.confirmed(first)
+    await governor.confirmed(second)
     probe = await governor.acquire()
     async with anyio.create_task_group() as tasks:
 

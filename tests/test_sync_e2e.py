@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -13,7 +15,7 @@ from orchestrator.sandbox import DATABASE_CONNECTION_ID, SandboxThread
 from orchestrator.sync.command import SYNC_BUSY
 from orchestrator.sync.lock import SyncLock, lock_path
 from orchestrator.sync.state import SyncState
-from tests.run_helpers import FAST, client_env, run_cli, sandbox
+from tests.run_helpers import FAST, cli, client_env, run_cli, sandbox
 
 REQUEST_BYTES = 20_000
 #: Jobs take 50 ms in the sandbox: a night of a few hundred users takes about a second.
@@ -256,3 +258,51 @@ def test_a_night_whose_diff_never_finished_is_discarded(tmp_path: Path) -> None:
         with SyncState.open(state) as opened:
             assert opened.open_night() is None
             assert opened.night_counts(night) == {"abandoned": "diff unfinished"}
+
+
+def test_a_night_that_cannot_be_resumed_is_abandoned_and_its_users_sent_again(
+    tmp_path: Path,
+) -> None:
+    users = make_users(30)
+    source, state = tmp_path / "export.ndjson", tmp_path / "state.db"
+    with sandbox(FAST, **QUICK) as server:
+        sync(server, write_export(source, users[:20]), state)
+        broken = tmp_path / "state.db.runs" / "broken-night"
+        broken.mkdir()
+        (broken / "manifest.json").write_bytes(b"{not json")
+        with SyncState.open(state) as opened:
+            night = opened.begin_night(broken)
+            opened.finish_diff(night, opened.next_slot, {})
+            opened.mark_uploading(night, "broken")
+        done = run_cli(sync_args(write_export(source, users), state), client_env(server))
+        assert done.returncode == 0, done.stderr
+        assert any("abandoning" in str(e.get("message")) for e in events(done))
+        assert (summary(done)["new"], summary(done)["synced"]) == (10, 10)
+        with SyncState.open(state) as opened:
+            assert opened.open_night() is None
+
+
+def test_sigterm_during_the_diff_stops_cleanly_with_130(tmp_path: Path) -> None:
+    source, state = tmp_path / "export.ndjson", tmp_path / "state.db"
+    runs = tmp_path / "state.db.runs"
+    write_export(source, make_users(60_000))  # a diff of about a second
+    with sandbox(FAST, **QUICK) as server:
+        process = subprocess.Popen(
+            cli(*sync_args(source, state)),
+            env=client_env(server),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 30
+        while not (runs.is_dir() and any(runs.iterdir())) and time.monotonic() < deadline:
+            time.sleep(0.005)  # the night's directory exists: the diff has begun
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=30)
+        assert process.returncode == 130, stderr
+        assert "interrupted" in stderr
+        assert server.state.jobs() == []
+        assert list(runs.iterdir()) == []  # no half-written night (nor its copy of users) left
+        with SyncState.open(state) as opened:
+            assert opened.open_night() is None
+            assert opened.user_count() == 0

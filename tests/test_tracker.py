@@ -295,7 +295,7 @@ class TestTransitions:
             True,
             5,
         )
-        assert settings.job_slots == 2
+        assert settings.job_slots == 0  # auto, unchanged
 
 
 ILLEGAL: list[tuple[list[Step], Step]] = [
@@ -333,8 +333,8 @@ class TestIllegal:
 
     def test_invalid_setting(self, run_dir: Path) -> None:
         with new_tracker(run_dir) as tracker:
-            with pytest.raises(RuntimeError, match=r"'changes\.job_slots' is 0"):
-                tracker.update_settings(job_slots=0)
+            with pytest.raises(RuntimeError, match=r"'changes\.job_slots' is -1"):
+                tracker.update_settings(job_slots=-1)
             assert journal_lines(run_dir) == []
 
     def test_illegal_transition_message(self, run_dir: Path) -> None:

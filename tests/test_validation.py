@@ -1015,7 +1015,7 @@ def test_fast_paths_never_accept_what_the_diagnosis_rejects(
     user: User, drop: bool, strip: bool
 ) -> None:
     validator = UserValidator(
-        NormaliseOptions(keep_user_id_prefix=not strip, drop_unknown_fields=drop)
+        NormaliseOptions(keep_user_id_prefix=not strip, drop_unknown_fields=drop), compile_after=1
     )
     for fast_valid in (validator._fast_valid, validator._fast_valid_generic):
         fast_copy, slow_copy = copy.deepcopy(user), copy.deepcopy(user)
@@ -1132,12 +1132,26 @@ def test_mfa_fast_check_matches_the_diagnosis(value: object) -> None:
 
 
 def test_code_like_keys_never_reach_compiled_source() -> None:
-    validator = UserValidator(NormaliseOptions(drop_unknown_fields=True))
+    validator = UserValidator(NormaliseOptions(drop_unknown_fields=True), compile_after=1)
     hostile = "x'):\n    raise SystemExit  # "
     user = {"email": "x@example.com", hostile: 1, "name": "Ann", "__import__('os')": 2}
     assert validator.check(user) == []
     assert user == {"email": "x@example.com", "name": "Ann"}
     assert validator.dropped_fields[hostile] == 1
+
+
+@pytest.mark.parametrize("valid", [True, False])
+def test_a_layout_is_compiled_after_a_few_users_with_the_same_results(valid: bool) -> None:
+    validator = UserValidator(NormaliseOptions(drop_unknown_fields=True), compile_after=3)
+    results = []
+    for i in range(6):
+        user = {"email": f"u{i}@example.com" if valid else "nope", "x": 1, "user_id": f"auth0|{i}"}
+        results.append((reasons(validator.check(user)), user))
+        assert len(validator._shapes) == (i >= 2)
+    for i, (found, user) in enumerate(results):
+        assert found == ([] if valid else [("invalid_email", "/email")])
+        assert user == {"email": f"u{i}@example.com" if valid else "nope", "user_id": str(i)}
+    assert validator.dropped_fields["x"] == 6
 
 
 def test_many_distinct_layouts_fall_back_to_the_generic_pass() -> None:

@@ -12,15 +12,20 @@ import argparse
 import dataclasses
 import os
 import shutil
+import signal
 import sys
+import time
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 from typing import BinaryIO, Final
 
 import orjson
 
 from orchestrator.cli import (
     PROG,
+    Interrupted,
     plan_options,
     plan_settings,
     plan_summary,
@@ -35,7 +40,7 @@ from orchestrator.commands import (
     _run_async,
     upload_and_report,
 )
-from orchestrator.errors import ConfigError
+from orchestrator.errors import ConfigError, RunDirError
 from orchestrator.fsutil import (
     PRIVATE_FILE_MODE,
     make_private_dir,
@@ -164,30 +169,47 @@ class _Sync:
     def _finish_earlier(self, night: Night) -> int | None:
         """Resume or discard an unfinished night; an exit code only if this sync must stop."""
         run_dir = night.run_dir
-        sent = has_plan(run_dir) and _anything_sent(load_manifest(run_dir))
-        if night.status == "diffing" and not sent:
+        try:
+            manifest = load_manifest(run_dir) if has_plan(run_dir) else None
+        except RunDirError as exc:
+            self._abandon(night, exc)
+            return None
+        if night.status == "diffing" and (manifest is None or not _anything_sent(manifest)):
             # `uploading` is recorded before the first POST: nothing of this night reached Auth0.
             self.log.info(f"discarding {run_dir}: its diff never finished and nothing was sent")
             shutil.rmtree(run_dir, ignore_errors=True)
             self.state.close_night(night, {"abandoned": "diff unfinished"}, status="abandoned")
             return None
-        if not has_plan(run_dir):
+        if manifest is None:
             self.log.info(
                 f"{run_dir} is gone: its users were not marked synced and are sent again tonight"
             )
             self.state.close_night(night, {"abandoned": "run dir gone"}, status="abandoned")
             return None
         self.log.info(f"resuming the unfinished night {run_dir} before tonight's diff")
-        tracker = Tracker.open(run_dir)
-        if self.ns.job_slots is not None or self.ns.max_attempts:
-            tracker.update_settings(
-                job_slots=self.ns.job_slots,
-                max_attempts=self.ns.max_attempts or tracker.manifest.settings.max_attempts,
-            )
-        if night.status != "uploading":
-            night = self.state.mark_uploading(night, tracker.manifest.run_id)
-        code = self._upload(night, tracker)
+        try:
+            tracker = Tracker.open(run_dir)
+            if self.ns.job_slots is not None or self.ns.max_attempts:
+                tracker.update_settings(
+                    job_slots=self.ns.job_slots,
+                    max_attempts=self.ns.max_attempts or tracker.manifest.settings.max_attempts,
+                )
+            if night.status != "uploading":
+                night = self.state.mark_uploading(night, tracker.manifest.run_id)
+            code = self._upload(night, tracker, final=False)
+        except RunDirError as exc:
+            self._abandon(night, exc)
+            return None
         return code if code == Outcome.INTERRUPTED else None
+
+    def _abandon(self, night: Night, exc: RunDirError) -> None:
+        """Give up a night that cannot be resumed, so that it does not block every later night.
+
+        Nothing of it is marked synced: tonight's diff sends its users again (with upsert,
+        harmless for those that did arrive).
+        """
+        self.log.info(f"abandoning {night.run_dir}, which cannot be resumed: {exc}")
+        self.state.close_night(night, {"abandoned": str(exc)}, status="abandoned")
 
     # -- tonight ------------------------------------------------------------------------------------
 
@@ -195,8 +217,9 @@ class _Sync:
         run_dir = self.runs_dir / new_run_id()
         night = self.state.begin_night(run_dir)
         try:
-            make_private_dir(run_dir)
-            result = self._diff(run_dir, night)
+            with _sigterm_interrupts():
+                make_private_dir(run_dir)
+                result = self._diff(run_dir, night)
         except BaseException:
             # Nothing was sent: leave no half-written night (or its copy of users) behind.
             self.state.abort_diff()
@@ -209,8 +232,10 @@ class _Sync:
             self.log("sync_classified", {"run_dir": str(run_dir), **counts.as_json()})
         if counts.to_send == 0:
             (run_dir / NIGHT_INPUT).unlink(missing_ok=True)
-            self.state.close_night(night, counts.as_json())
-            return self._finish(night, counts, run_code=Outcome.OK, synced=0, jobs=0)
+            self.state.close_night(night, {**counts.as_json(), "input": self.ns.input})
+            return self._finish(
+                night, counts, self.ns.input, run_code=Outcome.OK, synced=0, jobs=0, final=True
+            )
         night_options = dataclasses.replace(
             self.options, keep_user_id_prefix=True, drop_unknown_fields=False
         )
@@ -226,7 +251,7 @@ class _Sync:
             plan_summary(stats, night_options),
         )
         night = self.state.mark_uploading(night, tracker.manifest.run_id)
-        return self._upload(night, tracker)
+        return self._upload(night, tracker, final=True)
 
     def _diff(self, run_dir: Path, night: Night) -> DiffResult:
         with (
@@ -240,13 +265,18 @@ class _Sync:
                 send=send,
                 rejects=rejects,
                 record_pending=True,
+                progress=_DiffProgress(self.log),
             )
         result.counts.missing = _write_missing(self.state, result, run_dir / MISSING)
-        self.state.finish_diff(night, result.next_slot, result.counts.as_json())
+        recorded = {**result.counts.as_json(), "input": self.ns.input}
+        self.state.finish_diff(night, result.next_slot, recorded)
         return result
 
-    def _upload(self, night: Night, tracker: Tracker) -> int:
-        """Upload the night's run, then mark synced what Auth0 took; returns the night's exit code."""
+    def _upload(self, night: Night, tracker: Tracker, *, final: bool) -> int:
+        """Upload the night's run, then mark synced what Auth0 took; returns the night's exit code.
+
+        `final` is False for an earlier night resumed before tonight's diff.
+        """
         run_code = upload_and_report(
             night.run_dir,
             tracker,
@@ -278,11 +308,29 @@ class _Sync:
                 "their users stay unsynced and are sent again next night"
             )
         counts = _counts_from(recorded)
-        return self._finish(night, counts, run_code=run_code, synced=promotion.synced, jobs=jobs)
+        source = str(recorded.get("input", ""))
+        return self._finish(
+            night,
+            counts,
+            source,
+            run_code=run_code,
+            synced=promotion.synced,
+            jobs=jobs,
+            final=final,
+        )
 
     def _finish(
-        self, night: Night, counts: DiffCounts, *, run_code: int, synced: int, jobs: int
+        self,
+        night: Night,
+        counts: DiffCounts,
+        source: str,
+        *,
+        run_code: int,
+        synced: int,
+        jobs: int,
+        final: bool,
     ) -> int:
+        """Write the night's sync.json and report it: the `summary` if it is tonight's (`final`)."""
         not_synced = counts.to_send - synced
         if run_code == Outcome.UNFINISHED:
             code = Outcome.UNFINISHED
@@ -294,7 +342,7 @@ class _Sync:
             "command": "sync",
             "run_dir": str(night.run_dir),
             "run_id": night.run_id,
-            "input": self.ns.input,
+            "input": source,
             "connection_id": self.connection_id,
             "started_at": night.started_at,
             "finished_at": utc_now_iso(),
@@ -311,8 +359,35 @@ class _Sync:
         write_private_atomic(
             night.run_dir / NIGHT_REPORT, orjson.dumps(report, option=orjson.OPT_INDENT_2)
         )
-        self.log.summary(_render_summary(report, counts), report)
+        if final:
+            self.log.summary(_render_summary(report, counts), report)
+        elif self.log.json_lines:
+            self.log("night_summary", report)
+        else:
+            self.log.info(_render_summary(report, counts))
         return code
+
+
+class _DiffProgress:
+    """Reports a long diff's progress every `log.progress_every` seconds (a `diff_progress` event)."""
+
+    def __init__(self, log: EventLog) -> None:
+        self._log = log
+        self._last = time.monotonic()
+
+    def __call__(self, counts: DiffCounts) -> None:
+        now = time.monotonic()
+        if now - self._last < self._log.progress_every:
+            return
+        self._last = now
+        if self._log.json_lines:
+            self._log("diff_progress", counts.as_json())
+        else:
+            self._log.info(
+                f"diff: {counts.users_read:,} users read: {counts.new:,} new, "
+                f"{counts.changed:,} changed, {counts.unchanged:,} unchanged, "
+                f"{counts.rejected:,} rejected"
+            )
 
 
 class _RunLog(EventLog):
@@ -336,6 +411,24 @@ class _RunLog(EventLog):
             self("run_summary", data)
         else:
             super().summary(text, data)
+
+
+@contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM stops the diff like Ctrl-C (cleanly, exit 130) instead of killing the process.
+
+    The upload handles SIGTERM itself (it saves its state and lets running jobs run).
+    """
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise Interrupted("0")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        if previous is not None:  # None: a handler installed outside Python, left alone
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _check_connection(state: SyncState, connection_id: str, *, record: bool) -> None:

@@ -14,7 +14,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Final, Self
+from typing import Final, NamedTuple, Self
 
 import orjson
 
@@ -30,10 +30,8 @@ LOOKUP_BATCH: Final = 500
 #: Pending rows written per transaction while diffing: few fsyncs, a bounded WAL.
 PENDING_COMMIT_ROWS: Final = 100_000
 
-#: Free space worth a VACUUM after a night, if it is also most of the file (see `_reclaim`).
+#: Free space worth a VACUUM after a night, if it is also a third of the file (see `_reclaim`).
 RECLAIM_BYTES: Final = 8 << 20
-
-NIGHT_STATES: Final = ("diffing", "uploading", "done", "abandoned")
 
 # users.slot numbers each user once for good (meta next_slot): a night's diff marks the slots it saw
 # in a bitmap in memory, so finding missing users needs no write to the 10-million-row table.
@@ -80,9 +78,12 @@ ON CONFLICT (key) DO UPDATE SET fingerprint = excluded.fingerprint, job = exclud
 """
 
 
-@dataclass(frozen=True, slots=True)
-class Known:
-    """What the state holds about one user: the fingerprint last synced and its slot."""
+class Known(NamedTuple):
+    """What the state holds about one user: the fingerprint last synced and its slot.
+
+    A NamedTuple rather than a frozen dataclass: one is built per user of every night's export,
+    and building a tuple costs a third as much.
+    """
 
     fingerprint: bytes
     slot: int
@@ -97,16 +98,6 @@ class Night:
     run_id: str | None
     status: str
     started_at: str
-
-
-@dataclass(frozen=True, slots=True)
-class Pending:
-    """A user sent (or about to be sent) tonight: its line in the night's input and fingerprint."""
-
-    position: int
-    key: str
-    fingerprint: bytes
-    slot: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -423,7 +414,7 @@ class SyncState:
         return total
 
     def _reclaim(self) -> None:
-        """Compact the file when most of it is free pages (after a first night of millions).
+        """Compact the file when a third of it is free pages (after a first night of millions).
 
         A night's deleted pending rows leave free pages that the next night reuses; only a night
         far bigger than the usual ones (the first) leaves so many that rewriting the file pays.
@@ -432,7 +423,7 @@ class SyncState:
         free = self._db.execute("PRAGMA freelist_count").fetchone()[0]
         pages = self._db.execute("PRAGMA page_count").fetchone()[0]
         page = self._db.execute("PRAGMA page_size").fetchone()[0]
-        if free * page >= RECLAIM_BYTES and free * 2 > pages:
+        if free * page >= RECLAIM_BYTES and free * 3 > pages:
             self._db.execute("VACUUM")
 
     def checkpoint(self) -> None:

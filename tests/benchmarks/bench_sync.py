@@ -124,14 +124,6 @@ def test_sync_nights_at_scale(tmp_path: Path, export_cache: ExportCache) -> None
     source = str(export.path)
     stages: list[Stage] = []
 
-    plan, full = timed(
-        "plan the export (full upsert)",
-        USERS,
-        lambda: plan_export(ExportReader(source), OPTIONS, store_chunk=count_only_sink(OPTIONS)),
-    )
-    stages.append(plan)
-    full_jobs = len(full.chunks)
-
     state_path = tmp_path / "state.db"
     state = SyncState.open(state_path)
     state.set_meta("connection_id", DATABASE_CONNECTION_ID)
@@ -153,7 +145,6 @@ def test_sync_nights_at_scale(tmp_path: Path, export_cache: ExportCache) -> None
 
     stage, result = timed("night 1 diff (all new)", USERS, first_diff)
     stages.append(stage)
-    assert result.counts.new == full.users_accepted
     sent = plan_export(
         ExportReader(str(night_input)), NIGHT_OPTIONS, store_chunk=count_only_sink(NIGHT_OPTIONS)
     )
@@ -191,6 +182,16 @@ def test_sync_nights_at_scale(tmp_path: Path, export_cache: ExportCache) -> None
     assert (result.counts.unchanged, missing) == (result.counts.users_read, 0)
     lookups = state_lookup_rate(state, 200_000)
     state.close()
+
+    # What a full `run --upsert` of everyone reads and sends (measured last: the export is warm).
+    plan, full = timed(
+        "plan the export (a full upsert's reading)",
+        USERS,
+        lambda: plan_export(ExportReader(source), OPTIONS, store_chunk=count_only_sink(OPTIONS)),
+    )
+    stages.insert(0, plan)
+    full_jobs = len(full.chunks)
+    assert full.users_accepted == promotion.synced
 
     # Nights 3 and 4 through the real CLI: 1% changed + 1% new, then the same export again.
     night3 = tmp_path / "night3.ndjson"

@@ -1,0 +1,283 @@
+"""Planning on several cores: worker processes decode, validate and encode NDJSON batches.
+
+Owns the worker processes and their queues. The calling process reads the raw lines, hands them
+out in turns, and takes the results back in the same turns, so input order is kept; duplicates,
+packing and writing stay with it (`Planner.take_encoded`). A JSON array is planned in-process.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import queue
+import signal
+import threading
+from array import array
+from collections import Counter, deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from multiprocessing import get_context
+from multiprocessing.context import ForkContext, SpawnContext
+from multiprocessing.process import BaseProcess
+from multiprocessing.queues import Queue
+from typing import Final, cast
+
+import orjson
+
+from orchestrator.dedupe import fingerprint
+from orchestrator.errors import InputError, OrchestratorError
+from orchestrator.planner import EncodedBatch, Planner, Rejection
+from orchestrator.reader import ExportReader, NdjsonText, SourceRecord
+from orchestrator.validation import NormaliseOptions, UserValidator
+
+#: Smaller inputs are planned in-process: starting workers costs more than it saves.
+PARALLEL_MIN_BYTES: Final = 16 << 20
+#: Default number of worker processes (the calling process packs and writes beside them).
+DEFAULT_WORKERS: Final = 2
+#: Raw NDJSON bytes per task: large enough that queue overhead is small per user.
+TASK_BYTES: Final = 256 << 10
+#: Tasks queued per worker; bounds memory (and keeps workers busy while results are taken).
+TASKS_IN_FLIGHT: Final = 3
+#: How often a waiting process checks that its counterpart is still alive, in seconds.
+_POLL_S: Final = 1.0
+
+#: NDJSON texts as (label, lines_before, text); None tells a worker to stop.
+_Texts = tuple[tuple[str, int, bytes], ...]
+_Task = _Texts | None
+_Result = tuple[str, object]
+
+
+#: Overrides the automatic choice: the number of worker processes (0: plan in-process).
+WORKERS_ENV: Final = "ORCHESTRATOR_PLAN_WORKERS"
+
+
+def auto_workers(reader: ExportReader) -> int:
+    """Workers worth starting for `reader`: DEFAULT_WORKERS for a large file on 2+ cores, else 0.
+
+    $ORCHESTRATOR_PLAN_WORKERS, when set to a number, is used instead (e.g. 0 on a machine whose
+    other cores are busy).
+    """
+    setting = os.environ.get(WORKERS_ENV, "").strip()
+    if setting.isdigit():
+        return int(setting)
+    if reader.path == "-" or usable_cpus() < 2:
+        return 0
+    try:
+        size = os.stat(reader.path).st_size
+    except OSError:
+        return 0  # the reader reports it
+    return DEFAULT_WORKERS if size >= PARALLEL_MIN_BYTES else 0
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on."""
+    return len(os.sched_getaffinity(0))
+
+
+def plan_in_workers(reader: ExportReader, planner: Planner, workers: int) -> Counter[str]:
+    """Plan every user of `reader` into `planner`, NDJSON decoded by `workers` processes.
+
+    Returns:
+        Fields dropped by normalisation (over all validators), for `Planner.finish`.
+
+    Raises:
+        InputError: the input is malformed (raised here with the worker's message).
+    """
+    pieces = reader.pieces()
+    pool: _Pool | None = None
+    try:
+        for piece in _tasks(pieces):
+            if isinstance(piece, list):  # a JSON array: decoded by the reader, here
+                planner.take_records(piece)
+                continue
+            if pool is None:
+                pool = _Pool(workers, planner.validator.options, planner.keeps_rejects)
+            pool.submit(piece, planner)
+        if pool is None:
+            return planner.validator.dropped_fields
+        return pool.drain(planner) + planner.validator.dropped_fields
+    finally:
+        pieces.close()
+        if pool is not None:
+            pool.close()
+
+
+def _tasks(
+    pieces: Iterator[list[SourceRecord] | NdjsonText],
+) -> Iterator[list[SourceRecord] | _Texts]:
+    """Group consecutive NDJSON texts into tasks of about TASK_BYTES; records pass through."""
+    task: list[tuple[str, int, bytes]] = []
+    size = 0
+    for piece in pieces:
+        if isinstance(piece, NdjsonText):
+            task.append((piece.label, piece.lines_before, piece.text))
+            size += len(piece.text)
+            if size >= TASK_BYTES:
+                yield tuple(task)
+                task, size = [], 0
+        else:
+            yield piece
+    if task:
+        yield tuple(task)
+
+
+class _Pool:
+    """Worker processes fed in turns; results are taken back in the same turns (input order)."""
+
+    def __init__(self, workers: int, options: NormaliseOptions, keep_rejects: bool) -> None:
+        # fork starts a worker in milliseconds; it is unsafe only if other threads may hold locks.
+        context: ForkContext | SpawnContext = (
+            get_context("fork") if threading.active_count() == 1 else get_context("spawn")
+        )
+        self._tasks: list[Queue[_Task]] = []
+        self._results: list[Queue[_Result]] = []
+        self._processes: list[BaseProcess] = []
+        self._pending: deque[int] = deque()
+        self._next = 0
+        for _ in range(workers):
+            tasks: Queue[_Task] = context.Queue()
+            results: Queue[_Result] = context.Queue()
+            process = context.Process(
+                target=_work,
+                args=(tasks, results, options, keep_rejects, os.getpid()),
+                name="orchestrator-plan-worker",
+                daemon=True,
+            )
+            process.start()
+            self._tasks.append(tasks)
+            self._results.append(results)
+            self._processes.append(process)
+
+    def submit(self, task: _Texts, planner: Planner) -> None:
+        """Queue `task` to the next worker, first taking results if too many are in flight."""
+        if len(self._pending) >= TASKS_IN_FLIGHT * len(self._processes):
+            planner.take_encoded(self._take(self._pending.popleft()))
+        self._tasks[self._next].put(task)
+        self._pending.append(self._next)
+        self._next = (self._next + 1) % len(self._processes)
+
+    def drain(self, planner: Planner) -> Counter[str]:
+        """Take every outstanding result, stop the workers, and sum their dropped fields."""
+        while self._pending:
+            planner.take_encoded(self._take(self._pending.popleft()))
+        dropped: Counter[str] = Counter()
+        for index, tasks in enumerate(self._tasks):
+            tasks.put(None)
+            kind, value = self._receive(index)
+            assert kind == "done"
+            assert isinstance(value, Counter)
+            dropped.update(value)
+        return dropped
+
+    def close(self) -> None:
+        """Stop every worker (at once if still busy) and release the queues."""
+        for process in self._processes:
+            if process.is_alive():
+                process.terminate()
+        for process in self._processes:
+            process.join()
+        for tasks in self._tasks:
+            tasks.close()
+            tasks.cancel_join_thread()  # a terminated worker never drains it: do not wait for it
+        for results in self._results:
+            results.close()
+
+    def _take(self, index: int) -> EncodedBatch:
+        kind, value = self._receive(index)
+        assert kind == "batch"
+        assert isinstance(value, EncodedBatch)
+        return value
+
+    def _receive(self, index: int) -> _Result:
+        while True:
+            try:
+                kind, value = self._results[index].get(timeout=_POLL_S)
+            except queue.Empty:
+                process = self._processes[index]
+                if not process.is_alive():
+                    raise OrchestratorError(
+                        f"a planning worker process died (exit code {process.exitcode})"
+                    ) from None
+                continue
+            if kind == "input_error":
+                message, path, where = cast(tuple[str, str, "str | None"], value)
+                raise InputError(message, path=path, where=where)
+            if kind == "error":
+                raise OrchestratorError(f"a planning worker process failed: {value}")
+            return kind, value
+
+
+@dataclass(frozen=True, slots=True)
+class _WorkerState:
+    validator: UserValidator
+    keep_rejects: bool
+
+
+def _work(
+    tasks: Queue[_Task],
+    results: Queue[_Result],
+    options: NormaliseOptions,
+    keep_rejects: bool,
+    parent: int,
+) -> None:
+    """A worker's life: encode tasks until told to stop (None), then report dropped fields."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    gc.freeze()  # what the parent built is never garbage here: keep the collector off it
+    state = _WorkerState(UserValidator(options), keep_rejects)
+    while True:
+        try:
+            task = tasks.get(timeout=_POLL_S)
+        except queue.Empty:
+            if os.getppid() != parent:
+                return  # the parent is gone: exit rather than linger as an orphan
+            continue
+        if task is None:
+            results.put(("done", state.validator.dropped_fields))
+            return
+        try:
+            results.put(("batch", _encode_task(task, state)))
+        except InputError as exc:
+            results.put(("input_error", _error_parts(exc)))
+            return
+        except Exception as exc:  # noqa: BLE001 (reported to the parent, which raises)
+            results.put(("error", f"{type(exc).__name__}: {exc}"))
+            return
+
+
+def _error_parts(exc: InputError) -> tuple[str, str, str | None]:
+    """(message, path, where) from which the parent rebuilds the same InputError."""
+    location = f"{exc.path}, {exc.where}" if exc.where else exc.path
+    return str(exc).removeprefix(f"{location}: "), exc.path, exc.where
+
+
+def _encode_task(task: _Texts, state: _WorkerState) -> EncodedBatch:
+    """Decode, validate, normalise and encode one task's users (as `Planner.take_records`)."""
+    check = state.validator.check
+    dumps = orjson.dumps
+    users = 0
+    positions = array("q")
+    encoded: list[bytes] = []
+    email_fps = array("Q")
+    user_id_fps = array("Q")
+    rejects: list[tuple[int, str, bytes]] = []
+    for label, lines_before, text in task:
+        records = NdjsonText(label, lines_before, text).decode()
+        users += len(records)
+        for record in records:
+            user = record.value
+            problems = check(user)
+            if problems:
+                line = b""
+                if state.keep_rejects:
+                    where = f"line {record.position}"
+                    line = Rejection(record.position, where, problems, user).to_json()
+                rejects.append((record.position, problems[0].reason, line))
+                continue
+            assert isinstance(user, dict)  # a valid user is an object
+            positions.append(record.position)
+            encoded.append(dumps(user))
+            email = user.get("email")
+            user_id = user.get("user_id")
+            email_fps.append(fingerprint(email.lower()) if isinstance(email, str) else 0)
+            user_id_fps.append(fingerprint(user_id) if isinstance(user_id, str) else 0)
+    return EncodedBatch(users, positions, encoded, email_fps, user_id_fps, rejects)

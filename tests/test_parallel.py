@@ -1,0 +1,174 @@
+"""Planning with worker processes gives exactly what planning in-process gives."""
+
+from __future__ import annotations
+
+import io
+import multiprocessing
+import threading
+from pathlib import Path
+
+import orjson
+import pytest
+
+from orchestrator import parallel
+from orchestrator.chunker import PackedChunk
+from orchestrator.errors import InputError
+from orchestrator.planner import ChunkSink, PlanOptions, PlanStats, WrittenChunk, plan_export
+from orchestrator.reader import ExportReader
+
+
+def _user(i: int, **extra: object) -> dict[str, object]:
+    user: dict[str, object] = {
+        "email": f"user{i}@example.com",
+        "email_verified": True,
+        "user_id": f"auth0|id{i:06d}",
+        "name": f"User {i}",
+    }
+    user.update(extra)
+    return user
+
+
+def _lines() -> list[bytes]:
+    """A mix of every outcome: valid, invalid, duplicates, too large, blank lines, odd keys."""
+    lines: list[bytes] = []
+    for i in range(600):
+        if i % 97 == 5:
+            lines.append(orjson.dumps(_user(i, email="not an email")))
+        elif i % 89 == 7:
+            lines.append(orjson.dumps(_user(i, email=f"USER{i - 3}@example.com")))  # dup email
+        elif i % 83 == 11:
+            lines.append(orjson.dumps({"email": f"x{i}@example.com", "user_id": f"id{i - 1:06d}"}))
+        elif i % 71 == 13:
+            lines.append(orjson.dumps(_user(i, user_metadata={"blob": "x" * 5_000})))  # too big
+        elif i % 67 == 17:
+            lines.append(b"")  # blank line
+        elif i % 61 == 19:
+            lines.append(b"[1, 2]")  # not an object
+        elif i % 59 == 23:
+            lines.append(orjson.dumps(_user(i, favourite_colour="blue")))  # unknown field
+        else:
+            lines.append(orjson.dumps(_user(i)))
+    return lines
+
+
+def _plan(
+    path: Path, workers: int, options: PlanOptions, **reader_args: int
+) -> tuple[PlanStats, list[PackedChunk], bytes]:
+    chunks: list[PackedChunk] = []
+
+    def store(chunk: PackedChunk, external_id: str) -> WrittenChunk:
+        chunks.append(chunk)
+        return WrittenChunk(chunk.index, "", "", len(chunk.body), chunk.users, 0, 0, external_id, 0)
+
+    rejects = io.BytesIO()
+    reader = ExportReader(str(path), **reader_args)
+    stats = plan_export(reader, options, store_chunk=store, rejects=rejects, workers=workers)
+    return stats, chunks, rejects.getvalue()
+
+
+@pytest.fixture
+def small_tasks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(parallel, "TASK_BYTES", 2_000)  # many tasks, several in flight
+
+
+@pytest.mark.usefixtures("small_tasks")
+@pytest.mark.parametrize("drop_unknown", [False, True])
+def test_workers_plan_exactly_as_one_process(tmp_path: Path, drop_unknown: bool) -> None:
+    path = tmp_path / "users.ndjson"
+    path.write_bytes(b"\n".join(_lines()) + b"\n")
+    options = PlanOptions(max_request_bytes=4_000, drop_unknown_fields=drop_unknown)
+    alone = _plan(path, 0, options, batch_bytes=1_000)
+    for workers in (1, 2, 3):
+        assert _plan(path, workers, options, batch_bytes=1_000) == alone
+    stats, chunks, rejects = alone
+    assert len(chunks) > 10
+    reasons = {orjson.loads(line)["reasons"][0]["reason"] for line in rejects.splitlines()}
+    expected = {"invalid_email", "duplicate_email", "duplicate_user_id", "too_large"}
+    assert expected <= reasons
+    assert ("unknown_field" in reasons) != drop_unknown
+    assert stats.users_read == sum(1 for line in _lines() if line)
+    assert not multiprocessing.active_children()
+
+
+def test_rejects_not_kept_still_counted(tmp_path: Path) -> None:
+    path = tmp_path / "users.ndjson"
+    path.write_bytes(b"\n".join(_lines()))  # no final newline
+    options = PlanOptions(max_request_bytes=4_000)
+    reader = ExportReader(str(path))
+    stats = plan_export(reader, options, store_chunk=_plan_sink(), workers=2)
+    assert stats == _plan(path, 0, options)[0]
+    assert stats.users_rejected > 0
+
+
+def _plan_sink() -> ChunkSink:
+    def store(chunk: PackedChunk, external_id: str) -> WrittenChunk:
+        return WrittenChunk(chunk.index, "", "", len(chunk.body), chunk.users, 0, 0, external_id, 0)
+
+    return store
+
+
+@pytest.mark.usefixtures("small_tasks")
+def test_a_malformed_line_stops_planning_with_the_same_error(tmp_path: Path) -> None:
+    lines = _lines()
+    lines[400] = b'{"email": "broken@example.com",'
+    path = tmp_path / "users.ndjson"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    options = PlanOptions(max_request_bytes=4_000)
+    with pytest.raises(InputError) as alone:
+        _plan(path, 0, options, batch_bytes=1_000)
+    with pytest.raises(InputError) as pooled:
+        _plan(path, 2, options, batch_bytes=1_000)
+    assert str(pooled.value) == str(alone.value)
+    assert pooled.value.where == alone.value.where == "line 401"
+    assert pooled.value.path == str(path)
+    assert not multiprocessing.active_children()
+
+
+def test_a_json_array_is_planned_in_process(tmp_path: Path) -> None:
+    path = tmp_path / "users.json"
+    users = [orjson.loads(line) if line.startswith(b"{") else 7 for line in _lines() if line]
+    path.write_bytes(orjson.dumps(users))
+    options = PlanOptions(max_request_bytes=4_000)
+    assert _plan(path, 2, options) == _plan(path, 0, options)
+    assert not multiprocessing.active_children()
+
+
+def test_workers_started_from_a_threaded_process_are_spawned(tmp_path: Path) -> None:
+    path = tmp_path / "users.ndjson"
+    path.write_bytes(b"\n".join(_lines()))
+    options = PlanOptions(max_request_bytes=4_000)
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        assert _plan(path, 2, options) == _plan(path, 0, options)
+    finally:
+        stop.set()
+        other.join()
+
+
+def test_the_environment_overrides_the_choice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "users.ndjson"
+    path.write_bytes(b"\n".join(_lines()))
+    monkeypatch.setenv(parallel.WORKERS_ENV, "3")
+    assert parallel.auto_workers(ExportReader(str(path))) == 3
+    monkeypatch.setenv(parallel.WORKERS_ENV, "0")
+    with path.open("r+b") as file:
+        file.truncate(parallel.PARALLEL_MIN_BYTES)
+    assert parallel.auto_workers(ExportReader(str(path))) == 0
+
+
+def test_workers_start_only_for_a_large_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(parallel.WORKERS_ENV, raising=False)
+    path = tmp_path / "users.ndjson"
+    path.write_bytes(b"\n".join(_lines()))
+    assert parallel.auto_workers(ExportReader(str(path))) == 0
+    with path.open("r+b") as file:
+        file.truncate(parallel.PARALLEL_MIN_BYTES)  # sparse: the size alone decides
+    expected = parallel.DEFAULT_WORKERS if parallel.usable_cpus() >= 2 else 0
+    assert parallel.auto_workers(ExportReader(str(path))) == expected
+    assert parallel.auto_workers(ExportReader("-")) == 0
