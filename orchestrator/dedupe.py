@@ -247,21 +247,39 @@ class DuplicateFinder:
         Returns:
             The same problem `check` would report for the user, or None.
         """
-        email_slot = user_id_slot = -1
+        # Once per user in the calling process of a parallel plan: probes written out, no calls.
+        emails, user_ids = self.emails, self.user_ids
+        email_slot = user_id_slot = 0
         if email_fp:
-            email_slot = self.emails.find_slot(email_fp)
-            if email_slot < 0:
-                return _duplicate_email()
+            table, mask = emails._table, emails._mask
+            email_slot = email_fp & mask
+            slot = table[email_slot]
+            while slot:
+                if slot == email_fp:
+                    return _duplicate_email()
+                email_slot = (email_slot + 1) & mask
+                slot = table[email_slot]
         if user_id_fp:
-            user_id_slot = self.user_ids.find_slot(user_id_fp)
-            if user_id_slot < 0:
-                return _duplicate_user_id()
+            table, mask = user_ids._table, user_ids._mask
+            user_id_slot = user_id_fp & mask
+            slot = table[user_id_slot]
+            while slot:
+                if slot == user_id_fp:
+                    return _duplicate_user_id()
+                user_id_slot = (user_id_slot + 1) & mask
+                slot = table[user_id_slot]
         if store:
             self._pending = None
             if email_fp:
-                self.emails.store_at(email_slot, email_fp)
+                emails._table[email_slot] = email_fp
+                emails._count += 1
+                if emails._count > emails._limit:
+                    emails._grow()
             if user_id_fp:
-                self.user_ids.store_at(user_id_slot, user_id_fp)
+                user_ids._table[user_id_slot] = user_id_fp
+                user_ids._count += 1
+                if user_ids._count > user_ids._limit:
+                    user_ids._grow()
             self._stores += 1
         return None
 

@@ -7,9 +7,10 @@ packing and writing stay with it (`Planner.take_encoded`). A JSON array is plann
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import gc
 import os
-import queue
 import signal
 import threading
 from array import array
@@ -17,9 +18,9 @@ from collections import Counter, deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from multiprocessing import get_context
+from multiprocessing.connection import Connection
 from multiprocessing.context import ForkContext, SpawnContext
 from multiprocessing.process import BaseProcess
-from multiprocessing.queues import Queue
 from typing import Final, cast
 
 import orjson
@@ -34,8 +35,10 @@ from orchestrator.validation import NormaliseOptions, UserValidator
 PARALLEL_MIN_BYTES: Final = 16 << 20
 #: Default number of worker processes (the calling process packs and writes beside them).
 DEFAULT_WORKERS: Final = 2
-#: Raw NDJSON bytes per task: large enough that queue overhead is small per user.
-TASK_BYTES: Final = 256 << 10
+#: Raw NDJSON bytes per task: large enough that the cost of a message is small per user.
+TASK_BYTES: Final = 128 << 10
+#: Buffer asked for each pipe: room for every task (and result) in flight, so no write waits.
+PIPE_BYTES: Final = 1 << 20
 #: Tasks queued per worker; bounds memory (and keeps workers busy while results are taken).
 TASKS_IN_FLIGHT: Final = 3
 #: How often a waiting process checks that its counterpart is still alive, in seconds.
@@ -122,39 +125,53 @@ def _tasks(
 
 
 class _Pool:
-    """Worker processes fed in turns; results are taken back in the same turns (input order)."""
+    """Worker processes fed in turns; results are taken back in the same turns (input order).
+
+    Plain pipes, no feeder threads: each is widened to PIPE_BYTES, and a worker never has more
+    than TASKS_IN_FLIGHT tasks of about TASK_BYTES, so neither side blocks writing in the usual
+    case. A larger task (a long line) is sent only to an idle worker (`submit`), so a write that
+    does block always has a reader that will drain it: the two sides never wait on each other.
+    """
 
     def __init__(self, workers: int, options: NormaliseOptions, keep_rejects: bool) -> None:
         # fork starts a worker in milliseconds; it is unsafe only if other threads may hold locks.
         context: ForkContext | SpawnContext = (
             get_context("fork") if threading.active_count() == 1 else get_context("spawn")
         )
-        self._tasks: list[Queue[_Task]] = []
-        self._results: list[Queue[_Result]] = []
+        self._tasks: list[Connection] = []
+        self._results: list[Connection] = []
         self._processes: list[BaseProcess] = []
         self._pending: deque[int] = deque()
         self._next = 0
         for _ in range(workers):
-            tasks: Queue[_Task] = context.Queue()
-            results: Queue[_Result] = context.Queue()
+            task_reader, task_writer = context.Pipe(duplex=False)
+            result_reader, result_writer = context.Pipe(duplex=False)
+            _widen(task_writer)
+            _widen(result_writer)
             process = context.Process(
                 target=_work,
-                args=(tasks, results, options, keep_rejects, os.getpid()),
+                args=(task_reader, result_writer, options, keep_rejects, os.getpid()),
                 name="orchestrator-plan-worker",
                 daemon=True,
             )
-            process.start()
-            self._tasks.append(tasks)
-            self._results.append(results)
+            self._tasks.append(task_writer)
+            self._results.append(result_reader)
             self._processes.append(process)
+            process.start()
+            task_reader.close()  # the worker's ends: this process must not hold them
+            result_writer.close()
 
     def submit(self, task: _Texts, planner: Planner) -> None:
-        """Queue `task` to the next worker, first taking results if too many are in flight."""
-        if len(self._pending) >= TASKS_IN_FLIGHT * len(self._processes):
+        """Send `task` to the next worker, first taking results if too many are in flight."""
+        worker = self._next
+        if sum(len(text) for _, _, text in task) > 2 * TASK_BYTES:
+            while self._pending:  # only to an idle worker: see the class docstring
+                planner.take_encoded(self._take(self._pending.popleft()))
+        elif len(self._pending) >= TASKS_IN_FLIGHT * len(self._processes):
             planner.take_encoded(self._take(self._pending.popleft()))
-        self._tasks[self._next].put(task)
-        self._pending.append(self._next)
-        self._next = (self._next + 1) % len(self._processes)
+        self._tasks[worker].send(task)
+        self._pending.append(worker)
+        self._next = (worker + 1) % len(self._processes)
 
     def drain(self, planner: Planner) -> Counter[str]:
         """Take every outstanding result, stop the workers, and sum their dropped fields."""
@@ -162,7 +179,7 @@ class _Pool:
             planner.take_encoded(self._take(self._pending.popleft()))
         dropped: Counter[str] = Counter()
         for index, tasks in enumerate(self._tasks):
-            tasks.put(None)
+            tasks.send(None)
             kind, value = self._receive(index)
             assert kind == "done"
             assert isinstance(value, Counter)
@@ -170,17 +187,14 @@ class _Pool:
         return dropped
 
     def close(self) -> None:
-        """Stop every worker (at once if still busy) and release the queues."""
+        """Stop every worker (at once if still busy) and close the pipes."""
         for process in self._processes:
             if process.is_alive():
                 process.terminate()
         for process in self._processes:
             process.join()
-        for tasks in self._tasks:
-            tasks.close()
-            tasks.cancel_join_thread()  # a terminated worker never drains it: do not wait for it
-        for results in self._results:
-            results.close()
+        for connection in (*self._tasks, *self._results):
+            connection.close()
 
     def _take(self, index: int) -> EncodedBatch:
         kind, value = self._receive(index)
@@ -189,22 +203,29 @@ class _Pool:
         return value
 
     def _receive(self, index: int) -> _Result:
-        while True:
-            try:
-                kind, value = self._results[index].get(timeout=_POLL_S)
-            except queue.Empty:
-                process = self._processes[index]
-                if not process.is_alive():
-                    raise OrchestratorError(
-                        f"a planning worker process died (exit code {process.exitcode})"
-                    ) from None
-                continue
-            if kind == "input_error":
-                message, path, where = cast(tuple[str, str, "str | None"], value)
-                raise InputError(message, path=path, where=where)
-            if kind == "error":
-                raise OrchestratorError(f"a planning worker process failed: {value}")
-            return kind, value
+        results = self._results[index]
+        while not results.poll(_POLL_S):
+            process = self._processes[index]
+            if not process.is_alive():
+                raise OrchestratorError(
+                    f"a planning worker process died (exit code {process.exitcode})"
+                )
+        try:
+            kind, value = results.recv()
+        except EOFError:
+            raise OrchestratorError("a planning worker process ended early") from None
+        if kind == "input_error":
+            message, path, where = cast(tuple[str, str, "str | None"], value)
+            raise InputError(message, path=path, where=where)
+        if kind == "error":
+            raise OrchestratorError(f"a planning worker process failed: {value}")
+        return kind, value
+
+
+def _widen(connection: Connection) -> None:
+    """Give a pipe PIPE_BYTES of buffer (Linux; elsewhere, or if refused, it keeps its own)."""
+    with contextlib.suppress(AttributeError, OSError):
+        fcntl.fcntl(connection.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,8 +235,8 @@ class _WorkerState:
 
 
 def _work(
-    tasks: Queue[_Task],
-    results: Queue[_Result],
+    tasks: Connection,
+    results: Connection,
     options: NormaliseOptions,
     keep_rejects: bool,
     parent: int,
@@ -225,22 +246,24 @@ def _work(
     gc.freeze()  # what the parent built is never garbage here: keep the collector off it
     state = _WorkerState(UserValidator(options), keep_rejects)
     while True:
-        try:
-            task = tasks.get(timeout=_POLL_S)
-        except queue.Empty:
+        if not tasks.poll(_POLL_S):
             if os.getppid() != parent:
                 return  # the parent is gone: exit rather than linger as an orphan
             continue
+        try:
+            task: _Task = tasks.recv()
+        except EOFError:
+            return  # the parent closed the pipe
         if task is None:
-            results.put(("done", state.validator.dropped_fields))
+            results.send(("done", state.validator.dropped_fields))
             return
         try:
-            results.put(("batch", _encode_task(task, state)))
+            results.send(("batch", _encode_task(task, state)))
         except InputError as exc:
-            results.put(("input_error", _error_parts(exc)))
+            results.send(("input_error", _error_parts(exc)))
             return
         except Exception as exc:  # noqa: BLE001 (reported to the parent, which raises)
-            results.put(("error", f"{type(exc).__name__}: {exc}"))
+            results.send(("error", f"{type(exc).__name__}: {exc}"))
             return
 
 

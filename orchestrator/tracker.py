@@ -241,6 +241,16 @@ class Tracker:
             self.chunk(index)
             self._record("ambiguous", chunk=index, at=utc_now_iso())
 
+    def withdrawn(self, index: int) -> None:
+        """The service refused the POST before creating a job (every job slot was taken).
+
+        The attempt is taken back as if never made: status planned, so a stop while waiting for a
+        slot is not mistaken for an ambiguous submission on resume.
+        """
+        with self._lock:
+            self.chunk(index)
+            self._record("withdrawn", chunk=index)
+
     def reset_failed(self) -> int:
         """Make every failed chunk planned again for a new round; returns how many (one line)."""
         with self._lock:
@@ -584,6 +594,14 @@ def _ambiguous(chunk: ChunkRecord, event: JsonFields) -> Commit:
     return commit
 
 
+def _withdrawn(chunk: ChunkRecord, event: JsonFields) -> Commit:
+    def commit() -> None:
+        chunk.attempts.pop()
+        chunk.status = "planned"
+
+    return commit
+
+
 _CHUNK_EVENTS: dict[str, tuple[frozenset[str], Callable[[ChunkRecord, JsonFields], Commit]]] = {
     "submitting": (frozenset({"planned"}), _submitting),
     "submitted": (frozenset({"submitting"}), _submitted),
@@ -593,6 +611,7 @@ _CHUNK_EVENTS: dict[str, tuple[frozenset[str], Callable[[ChunkRecord, JsonFields
     "chunk_failed": (ACTIVE_STATES | {"planned"}, _chunk_failed),
     "errors_saved": (frozenset({"completed"}), _errors_saved),
     "ambiguous": (frozenset({"submitting"}), _ambiguous),
+    "withdrawn": (frozenset({"submitting"}), _withdrawn),
 }
 
 

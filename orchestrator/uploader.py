@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import anyio
+import anyio.lowlevel
 import orjson
 
 from orchestrator.client import ApiClient, JobInfo, UserError
@@ -209,11 +210,11 @@ class Uploader:
         )
         post_failures = 0
         slot_waits = 0
-        await self._record(self._tracker.submitting, chunk.index)
         while True:
             try:
-                job = await self._post(body, fields)
+                job = await self._post(chunk, body, fields)
             except SlotsBusyError as exc:
+                await self._record(self._tracker.withdrawn, chunk.index)  # no job was created
                 if await self.slots.refused(permit, exc.active_jobs):
                     self._emit("slots_discovered", {"job_slots": self.slots.limit})
                     continue  # the probe found the limit; a slot of ours is free again now
@@ -239,7 +240,6 @@ class Uploader:
                         {"chunk": chunk.index, "external_id": chunk.external_id},
                     )
                     await self._retry_pause(chunk, post_failures, str(exc))
-                    await self._record(self._tracker.submitting, chunk.index)
                     continue
                 await self._retry_pause(chunk, post_failures, str(exc))
                 continue
@@ -259,7 +259,6 @@ class Uploader:
                 await self._record(self._tracker.attempt_failed, chunk.index, "rejected", str(exc))
                 raise
             submitted_at = time.monotonic()
-            await self._record(self._tracker.submitted, chunk.index, job.id)
             if permit.probe:
                 await self._settle_probe(permit, chunk.index)
             else:
@@ -270,15 +269,21 @@ class Uploader:
             )
             return job.id, submitted_at
 
-    async def _post(self, body: bytes, fields: ImportFields) -> JobInfo:
-        """Create the job, letting a POST already under way finish when the run is interrupted.
+    async def _post(self, chunk: ChunkRecord, body: bytes, fields: ImportFields) -> JobInfo:
+        """One submission: the intent on disk, the POST, the job id on disk — never cut in between.
 
-        Cutting a POST off would leave the chunk ambiguous (a job may exist that we never heard
-        of), so Ctrl-C/SIGTERM waits for its answer, up to `post_grace` seconds.
+        An interruption (Ctrl-C, SIGTERM) that arrives before the intent is recorded stops here with
+        nothing sent; one that arrives later waits for the answer (up to `post_grace` seconds), so a
+        stopped run leaves no ambiguous chunk behind unless the service itself does not answer.
         """
+        await anyio.lowlevel.checkpoint()
         with anyio.CancelScope(shield=True) as scope:
             scope.deadline = anyio.current_time() + self._settings.post_grace
-            return await self._client.create_import_job(body, fields)
+            if chunk.status != "submitting":
+                await self._record(self._tracker.submitting, chunk.index)
+            job = await self._client.create_import_job(body, fields)
+            await self._record(self._tracker.submitted, chunk.index, job.id)
+            return job
         raise TransportError(  # the grace ran out: the service may or may not have the job
             "no answer to the import request in time", maybe_processed=True
         )

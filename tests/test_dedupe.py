@@ -7,7 +7,7 @@ import hashlib
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from orchestrator.dedupe import DuplicateFinder, SeenKeys, fingerprint
+from orchestrator.dedupe import DuplicateFinder, SeenKeys, fingerprint, key_fingerprints
 from orchestrator.validation import REASONS
 
 
@@ -158,3 +158,27 @@ def test_a_store_between_check_and_remember_invalidates_the_cached_slot() -> Non
     assert finder.check(a) is not None
     assert finder.check(b) is not None
     assert len(finder.emails) == 2
+
+
+def test_fingerprinted_adds_match_adds_of_users_through_growth() -> None:
+    by_user, by_fingerprints = DuplicateFinder(expected=4), DuplicateFinder(expected=4)
+    users: list[dict[str, object]] = []
+    for i in range(3_000):
+        user: dict[str, object] = {"email": f"U{i % 1_700}@Example.com"}
+        if i % 3:
+            user["user_id"] = f"id{i % 2_300}"
+        users.append(user)
+    for user in users:
+        found = by_fingerprints.add_fingerprints(*key_fingerprints(user))
+        assert found == by_user.add(user)
+    assert len(by_user.emails) == len(by_fingerprints.emails)
+    assert len(by_user.user_ids) == len(by_fingerprints.user_ids)
+    checked = DuplicateFinder()
+    fps = key_fingerprints(users[1])  # email and user_id
+    assert checked.add_fingerprints(*fps, store=False) is None
+    assert checked.add_fingerprints(*fps, store=False) is None  # a check stores nothing
+    assert checked.add_fingerprints(*fps) is None
+    problem = checked.add_fingerprints(*fps, store=False)
+    assert problem is not None
+    assert problem.reason == "duplicate_email"
+    assert checked.add_fingerprints(0, fps[1]) is not None  # the user_id alone repeats

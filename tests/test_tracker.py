@@ -261,6 +261,15 @@ class TestTransitions:
                 "unknown",
             )
 
+    def test_withdrawn_takes_the_attempt_back(self, run_dir: Path) -> None:
+        with new_tracker(run_dir) as tracker:
+            tracker.submitting(2)
+            tracker.withdrawn(2)
+            chunk = tracker.chunk(2)
+            assert (chunk.status, chunk.attempts, chunk.ambiguous) == ("planned", [], 0)
+        reopened = load_manifest(run_dir).chunks[2]
+        assert (reopened.status, reopened.attempts) == ("planned", [])
+
     def test_reset_failed(self, run_dir: Path) -> None:
         with new_tracker(run_dir) as tracker:
             assert tracker.reset_failed() == 0
