@@ -1,6 +1,6 @@
 """Planning on several cores: worker processes decode, validate and encode NDJSON batches.
 
-Owns the worker processes and their queues. The calling process reads the raw lines, hands them
+Owns the worker processes and their pipes. The calling process reads the raw lines, hands them
 out in turns, and takes the results back in the same turns, so input order is kept; duplicates,
 packing and writing stay with it (`Planner.take_encoded`). A JSON array is planned in-process.
 """
@@ -74,7 +74,9 @@ def auto_workers(reader: ExportReader) -> int:
 
 def usable_cpus() -> int:
     """CPUs this process may run on."""
-    return len(os.sched_getaffinity(0))
+    if hasattr(os, "sched_getaffinity"):  # Linux: honours taskset and container CPU sets
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def plan_in_workers(reader: ExportReader, planner: Planner, workers: int) -> Counter[str]:
@@ -96,6 +98,11 @@ def plan_in_workers(reader: ExportReader, planner: Planner, workers: int) -> Cou
             if pool is None:
                 pool = _Pool(workers, planner.validator.options, planner.keeps_rejects)
             pool.submit(piece, planner)
+    except InputError:
+        if pool is not None:  # an earlier line's error must win, as it does in-process
+            pool.take_pending(planner)
+        raise
+    else:
         if pool is None:
             return planner.validator.dropped_fields
         return pool.drain(planner) + planner.validator.dropped_fields
@@ -111,15 +118,20 @@ def _tasks(
     """Group consecutive NDJSON texts into tasks of about TASK_BYTES; records pass through."""
     task: list[tuple[str, int, bytes]] = []
     size = 0
-    for piece in pieces:
-        if isinstance(piece, NdjsonText):
-            task.append((piece.label, piece.lines_before, piece.text))
-            size += len(piece.text)
-            if size >= TASK_BYTES:
-                yield tuple(task)
-                task, size = [], 0
-        else:
-            yield piece
+    try:
+        for piece in pieces:
+            if isinstance(piece, NdjsonText):
+                task.append((piece.label, piece.lines_before, piece.text))
+                size += len(piece.text)
+                if size >= TASK_BYTES:
+                    yield tuple(task)
+                    task, size = [], 0
+            else:
+                yield piece
+    except InputError:
+        if task:  # lines before the error: any error of theirs comes first
+            yield tuple(task)
+        raise
     if task:
         yield tuple(task)
 
@@ -173,10 +185,14 @@ class _Pool:
         self._pending.append(worker)
         self._next = (worker + 1) % len(self._processes)
 
-    def drain(self, planner: Planner) -> Counter[str]:
-        """Take every outstanding result, stop the workers, and sum their dropped fields."""
+    def take_pending(self, planner: Planner) -> None:
+        """Plan every result still outstanding (raising the first error among them)."""
         while self._pending:
             planner.take_encoded(self._take(self._pending.popleft()))
+
+    def drain(self, planner: Planner) -> Counter[str]:
+        """Take every outstanding result, stop the workers, and sum their dropped fields."""
+        self.take_pending(planner)
         dropped: Counter[str] = Counter()
         for index, tasks in enumerate(self._tasks):
             tasks.send(None)

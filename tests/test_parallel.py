@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 import multiprocessing
 import threading
@@ -172,3 +173,27 @@ def test_workers_start_only_for_a_large_file(
     expected = parallel.DEFAULT_WORKERS if parallel.usable_cpus() >= 2 else 0
     assert parallel.auto_workers(ExportReader(str(path))) == expected
     assert parallel.auto_workers(ExportReader("-")) == 0
+
+
+@pytest.mark.usefixtures("small_tasks")
+def test_gzip_ndjson_is_decoded_by_the_workers_too(tmp_path: Path) -> None:
+    path = tmp_path / "users.ndjson.gz"
+    path.write_bytes(gzip.compress(b"\n".join(_lines()) + b"\n"))
+    options = PlanOptions(max_request_bytes=4_000)
+    assert _plan(path, 2, options) == _plan(path, 0, options)
+
+
+@pytest.mark.usefixtures("small_tasks")
+def test_an_earlier_workers_error_wins_over_a_later_readers_error(tmp_path: Path) -> None:
+    lines = _lines()
+    lines[3] = b'{"email": "broken@example.com",'  # line 4; line 14 is over 5,000 bytes
+    path = tmp_path / "users.ndjson"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    options = PlanOptions(max_request_bytes=4_000)
+    with pytest.raises(InputError) as alone:
+        _plan(path, 0, options, batch_bytes=1_000, max_value_bytes=4_000)
+    with pytest.raises(InputError) as pooled:
+        _plan(path, 2, options, batch_bytes=1_000, max_value_bytes=4_000)
+    assert alone.value.where == "line 4"
+    assert str(pooled.value) == str(alone.value)
+    assert not multiprocessing.active_children()

@@ -3,6 +3,9 @@
 Each case runs three fresh processes on the same (page-cached) NDJSON file, each reaped with
 `os.wait4` by a tiny wrapper so its peak RSS is its own (see `_measure.run_child`): the CLI
 (`python -m orchestrator chunk FILE --run-dir DIR`), the per-line and the batched orjson baselines.
+The CLI plans a large NDJSON file with worker processes (orchestrator.parallel): the wrapper also
+samples the summed RSS and PSS of the whole process tree, and the RSS target applies to the sum
+(ORCHESTRATOR_PLAN_WORKERS=0 measures the single-process planner instead).
 Timings are printed, never asserted: a run fails only if a process fails. BENCH_REPEAT=N runs
 each process N times (interleaved) and reports the fastest, for a noisy (shared) machine.
 
