@@ -293,7 +293,7 @@ class Planner:
             self.stats.chunks.append(self._store_chunk(chunk, external_id))
 
     def _too_large(self, size: int) -> Problem:
-        return _too_large(size, self.options)
+        return too_large(size, self.options)
 
 
 def normalise_options(options: PlanOptions) -> NormaliseOptions:
@@ -328,7 +328,8 @@ class EncodedBatch:
     rejects: list[tuple[int, str, bytes]]
 
 
-def _too_large(size: int, options: PlanOptions) -> Problem:
+def too_large(size: int, options: PlanOptions) -> Problem:
+    """The reject of a user whose JSON alone exceeds what one request can carry."""
     return Problem(
         reason="too_large",
         path="",

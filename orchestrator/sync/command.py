@@ -420,7 +420,10 @@ def _sigterm_interrupts() -> Iterator[None]:
     The upload handles SIGTERM itself (it saves its state and lets running jobs run).
     """
 
+    received: list[int] = []
+
     def interrupt(signum: int, frame: FrameType | None) -> None:
+        received.append(signum)
         raise Interrupted("0")
 
     previous = signal.signal(signal.SIGTERM, interrupt)
@@ -429,6 +432,10 @@ def _sigterm_interrupts() -> Iterator[None]:
     finally:
         if previous is not None:  # None: a handler installed outside Python, left alone
             signal.signal(signal.SIGTERM, previous)
+    if received:
+        # The handler's exception was swallowed (it landed inside a __del__, which Python
+        # only reports): stop now, at the end of the block, all the same.
+        raise Interrupted("0")
 
 
 def _check_connection(state: SyncState, connection_id: str, *, record: bool) -> None:

@@ -17,7 +17,7 @@ from typing import IO, Final
 import orjson
 
 from orchestrator.dedupe import DuplicateFinder
-from orchestrator.planner import PlanOptions, Rejection
+from orchestrator.planner import PlanOptions, Rejection, too_large
 from orchestrator.reader import ExportReader, SourceRecord
 from orchestrator.sync.state import SyncState
 from orchestrator.validation import NormaliseOptions, Problem, UserValidator
@@ -218,7 +218,7 @@ def diff_export(
                 continue
             encoded = canonical_json(user)
             if len(encoded) > alone:
-                reject(record, [_too_large(len(encoded), options)])
+                reject(record, [too_large(len(encoded), options)])
                 continue
             duplicates.remember(user)
             key = user_key(user)
@@ -232,14 +232,3 @@ def diff_export(
     classifier.classify(accepted, rejected_keys)
     counts.dropped_fields.update(validator.dropped_fields)
     return DiffResult(counts, classifier.seen, classifier.next_slot)
-
-
-def _too_large(size: int, options: PlanOptions) -> Problem:
-    return Problem(
-        reason="too_large",
-        path="",
-        message=(
-            f"this user is {size:,} bytes of JSON, more than one request can carry within "
-            f"--max-request-bytes {options.max_request_bytes:,}; shrink its metadata"
-        ),
-    )
