@@ -42,7 +42,7 @@ from orchestrator.multipart import CONNECTION_ID_PATTERN
 from orchestrator.output import EventLog
 from orchestrator.preflight import PreflightSettings, ensure_ready
 from orchestrator.report import Outcome, build_report, exit_code, render_report, write_report
-from orchestrator.rundir import create_plan, has_plan, same_input
+from orchestrator.rundir import create_plan, errors_file, has_plan, same_input
 from orchestrator.tracker import Tracker, load_manifest
 from orchestrator.uploader import Uploader, UploadSettings
 from orchestrator.verify import verify_after_run
@@ -425,7 +425,9 @@ def cmd_report(ns: argparse.Namespace, log: EventLog) -> int:
         missing = [
             c.index
             for c in tracker.manifest.chunks
-            if c.status == "completed" and (c.summary or {}).get("failed") and not c.errors_saved
+            if c.status == "completed"
+            and (c.summary or {}).get("failed")
+            and not (c.errors_saved and errors_file(run_dir, c.index).is_file())
         ]
         if missing:
             credentials = _credentials(ns)

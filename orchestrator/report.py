@@ -15,6 +15,7 @@ import orjson
 
 from orchestrator.fsutil import write_private_atomic
 from orchestrator.manifest import Manifest
+from orchestrator.rundir import errors_file
 
 #: Per-user error codes that a second import cannot fix by itself (the user exists already).
 NOT_RETRYABLE = frozenset({"DUPLICATED_USER"})
@@ -49,7 +50,7 @@ def assemble_failed_users(run_dir: Path, manifest: Manifest) -> tuple[Counter[st
     retry: list[object] = []
     duplicated: list[object] = []
     for chunk in manifest.chunks:
-        path = run_dir / "errors" / f"{chunk.index:06d}.ndjson"
+        path = errors_file(run_dir, chunk.index)
         if not path.is_file():
             continue
         originals = _users_by_key(run_dir / chunk.file)

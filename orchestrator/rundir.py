@@ -55,6 +55,11 @@ def default_external_id_prefix() -> str:
     return "orch-" + secrets.token_hex(4)
 
 
+def errors_file(run_dir: Path, index: int) -> Path:
+    """Where chunk `index`'s per-user errors are stored once its job completed."""
+    return run_dir / ERRORS / f"{index:06d}.ndjson"
+
+
 def has_plan(run_dir: Path) -> bool:
     return (run_dir / MANIFEST).is_file()
 

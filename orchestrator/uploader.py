@@ -35,6 +35,7 @@ from orchestrator.fsutil import write_private_atomic
 from orchestrator.manifest import ChunkRecord
 from orchestrator.multipart import ImportFields
 from orchestrator.polling import DurationModel, JobPoller, PollTiming
+from orchestrator.rundir import errors_file
 from orchestrator.slots import MAX_SLOTS, SAFE_SLOTS, Permit, SlotGovernor
 from orchestrator.tracker import Tracker
 
@@ -382,7 +383,7 @@ class Uploader:
             self._emit("errors_unavailable", {"chunk": index, "job_id": job_id, "detail": str(exc)})
             return
         lines = error_lines(chunk, job_id, answer)
-        path = self._run_dir / "errors" / f"{index:06d}.ndjson"
+        path = errors_file(self._run_dir, index)
         await anyio.to_thread.run_sync(write_private_atomic, path, b"".join(lines))
         await self._record(self._tracker.errors_saved, index)
 

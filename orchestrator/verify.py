@@ -29,6 +29,7 @@ from orchestrator.fsutil import utc_now_iso, write_private_atomic
 from orchestrator.manifest import ChunkRecord, Manifest
 from orchestrator.output import EventLog
 from orchestrator.report import Outcome
+from orchestrator.rundir import errors_file
 
 #: Profile fields compared (never password_hash, custom_password_hash or mfa_factors).
 PROFILE_FIELDS: Final = (
@@ -269,7 +270,7 @@ def _failed_emails(run_dir: Path, chunk: ChunkRecord) -> frozenset[str]:
     """Lower-cased emails of the users the chunk's job failed (DIR/errors/NNNNNN.ndjson)."""
     if not (chunk.summary or {}).get("failed", 0):
         return frozenset()
-    path = run_dir / "errors" / f"{chunk.index:06d}.ndjson"
+    path = errors_file(run_dir, chunk.index)
     try:
         lines = path.read_bytes().splitlines()
     except OSError as exc:

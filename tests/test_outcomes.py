@@ -253,3 +253,68 @@ def test_debug_alone_shows_tracebacks(tmp_path: Path) -> None:
     assert plain.returncode == debug.returncode == 2
     assert "Traceback" not in plain.stderr
     assert "Traceback" in debug.stderr
+
+
+def test_status_shows_the_run_and_its_live_jobs(tmp_path: Path) -> None:
+    with sandbox(FAST, job_seconds=2.0) as server:
+        write_users(tmp_path / "users.json", 200)
+        run_dir = tmp_path / "run"
+        args = run_args(tmp_path / "users.json", run_dir, request_bytes=REQUEST_BYTES)
+        process = subprocess.Popen(
+            cli(*args), env=client_env(server), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + 30
+        while server.state.active_jobs < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 130
+
+        offline = run_cli(["status", "--run-dir", run_dir, "--json"], client_env(server))
+        assert offline.returncode == 0
+        summary = orjson.loads(offline.stdout)
+        in_flight = [j for j in summary["jobs"] if j["status"] in ("pending", "processing")]
+        assert in_flight
+        assert all(j["job_id"].startswith("job_") for j in in_flight)
+        assert summary["chunks"] == sum(summary["chunks_by_status"].values())
+
+        live = run_cli(["status", "--run-dir", run_dir, "--json", "--refresh"], client_env(server))
+        assert live.returncode == 0, live.stderr
+        refreshed = orjson.loads(live.stdout)["jobs"]
+        assert all(
+            "live_status" in j for j in refreshed if j["status"] in ("pending", "processing")
+        )
+
+        assert (
+            run_cli(
+                ["resume", "--run-dir", run_dir, "--max-rps", "200"], client_env(server)
+            ).returncode
+            == 0
+        )
+        text = run_cli(["status", "--run-dir", run_dir], client_env(server))
+        assert "200 inserted" in text.stdout
+        assert "completed" in text.stdout
+
+
+def test_report_refetches_missing_errors_and_rebuilds_its_files(tmp_path: Path) -> None:
+    with sandbox() as server:
+        users = write_users(tmp_path / "users.json", 60)
+        server.state.faults.poison_users([str(users[7]["email"])], code="CONFLICT")
+        run_dir = tmp_path / "run"
+        done = run_cli(
+            run_args(tmp_path / "users.json", run_dir, request_bytes=50_000), client_env(server)
+        )
+        assert done.returncode == 1, done.stderr
+        first = report(run_dir)
+        for stored in (run_dir / "errors").iterdir():
+            stored.unlink()  # lost: `report` fetches it again while the service keeps it
+        for name in ("report.json", "failed-users.ndjson", "retry.json"):
+            (run_dir / name).unlink()
+        again = run_cli(
+            ["report", "--run-dir", run_dir, "--log-format", "json"], client_env(server)
+        )
+        assert again.returncode == 1, again.stderr
+        rebuilt = report(run_dir)
+        assert rebuilt["failed_by_code"] == first["failed_by_code"] == {"CONFLICT": 1}
+        assert rebuilt["inserted"] == first["inserted"] == 59
+        assert orjson.loads((run_dir / "retry.json").read_bytes()) == [users[7]]
+        assert json_lines(again.stdout)[-1]["event"] == "summary"
