@@ -10,7 +10,7 @@ import argparse
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
@@ -22,12 +22,9 @@ from orchestrator.constants import (
     MAX_REQUEST_BYTES,
 )
 from orchestrator.errors import (
-    ApiError,
-    AuthError,
     ConfigError,
     InputError,
     OrchestratorError,
-    RequestRejectedError,
     RunDirError,
 )
 from orchestrator.manifest import PlanSettings
@@ -393,20 +390,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     return _guarded(lambda: handlers[ns.command](ns, log), debug=debug)
 
 
-def _guarded(action: object, *, debug: bool) -> int:
-    """Map the project's errors to exit codes, one clear line each."""
-    assert callable(action)
+def _guarded(action: Callable[[], int], *, debug: bool) -> int:
+    """Map the project's errors to exit codes, one clear line each.
+
+    Errors that prevent a start arrive as ConfigError/InputError/RunDirError (the commands turn a
+    credential or connection refusal before anything was imported into a ConfigError); any other
+    error of ours means a run stopped unfinished.
+    """
     try:
-        result = action()
-        return int(result)
+        return action()
     except (ConfigError, InputError, RunDirError) as exc:
         return _fail(exc, Outcome.CANNOT_START, debug)
-    except AuthError as exc:
-        return _fail(exc, Outcome.CANNOT_START if _nothing_sent(exc) else Outcome.UNFINISHED, debug)
-    except RequestRejectedError as exc:
-        return _fail(exc, Outcome.CANNOT_START if _nothing_sent(exc) else Outcome.UNFINISHED, debug)
-    except ApiError as exc:
-        return _fail(exc, Outcome.UNFINISHED, debug)
     except OrchestratorError as exc:
         return _fail(exc, Outcome.UNFINISHED, debug)
     except (KeyboardInterrupt, Interrupted):
@@ -414,10 +408,6 @@ def _guarded(action: object, *, debug: bool) -> int:
         return Outcome.INTERRUPTED
     except BrokenPipeError:
         return Outcome.UNFINISHED
-
-
-def _nothing_sent(exc: ApiError) -> bool:
-    return bool(getattr(exc, "before_any_job", False))
 
 
 def _fail(exc: BaseException, code: int, debug: bool) -> int:
