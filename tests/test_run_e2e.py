@@ -137,8 +137,8 @@ def test_every_fault_at_once_ends_like_a_clean_run(tmp_path: Path) -> None:
         # A chunk is sent twice only where the connection was cut after its job was created; the
         # report lists every chunk whose submission was ambiguous (cut before or after creation).
         jobs = server.state.jobs()
+        assert sum(1 for job in jobs if job.response_dropped) == 2  # may be the same chunk twice
         dropped = {job.external_id for job in jobs if job.response_dropped}
-        assert len(dropped) == 2
         for chunk in plan.chunks:
             sent = sum(1 for job in jobs if job.external_id == chunk.external_id)
             failed_jobs = sum(1 for a in chunk.attempts if a.outcome == "failed")
