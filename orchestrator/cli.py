@@ -262,9 +262,10 @@ def render_plan(stats: PlanStats, options: PlanOptions, *, chunks_written: bool)
         full = stats.mean_fill(options.max_request_bytes, include_last=False)
         lines.append(f"mean fill       {fill:>10.1%}   ({full:.1%} without the last chunk)")
         low, high = throughput_range(stats.users_accepted)
+        span = f"about {low}" if low == high else f"{low} to {high}"
         lines.append(
             f"import requests {len(stats.chunks):>10,}   (one job per chunk; at Auth0's published "
-            f"rates this takes {low} to {high}: the live ETA follows the first jobs)"
+            f"rates this takes {span}: the live ETA follows the first jobs)"
         )
     return "\n".join(lines)
 

@@ -66,7 +66,7 @@ class EventLog:
         self._err = err
         self._block_lines = 0
         self._block: list[str] = []
-        self._last_progress = 0.0
+        self._last_progress = time.monotonic()  # the first progress line after one interval
 
     @classmethod
     def for_terminal(
