@@ -41,7 +41,14 @@ from orchestrator.manifest import Manifest, verify_chunk_files
 from orchestrator.multipart import CONNECTION_ID_PATTERN
 from orchestrator.output import EventLog
 from orchestrator.preflight import PreflightSettings, ensure_ready
-from orchestrator.report import Outcome, build_report, exit_code, render_report, write_report
+from orchestrator.report import (
+    Outcome,
+    build_report,
+    exit_code,
+    job_totals,
+    render_report,
+    write_report,
+)
 from orchestrator.rundir import create_plan, errors_file, has_plan, same_input
 from orchestrator.tracker import Tracker, load_manifest
 from orchestrator.uploader import Uploader, UploadSettings
@@ -304,7 +311,6 @@ async def _upload(
 def _progress(manifest: Manifest, uploader: Uploader, started: float) -> dict[str, object]:
     """The run's counts now; the rate and ETA come from the users this process has seen finish."""
     done = [c for c in manifest.chunks if c.status in ("completed", "failed")]
-    summaries = [c.summary for c in done if c.summary]
     users_done = sum(c.users for c in done)
     users_total = sum(c.users for c in manifest.chunks)
     finished_here = users_done - uploader.users_done_before
@@ -322,9 +328,7 @@ def _progress(manifest: Manifest, uploader: Uploader, started: float) -> dict[st
         ],
         "users": users_total,
         "users_done": users_done,
-        "inserted": sum(s.get("inserted", 0) for s in summaries),
-        "updated": sum(s.get("updated", 0) for s in summaries),
-        "failed": sum(s.get("failed", 0) for s in summaries),
+        **job_totals(manifest.chunks),
         "users_per_hour": round(per_second * 3600),
         "eta_seconds": round(eta) if eta is not None else None,
         "rate": f"{per_second * 3600:,.0f} users/hour"
@@ -367,7 +371,6 @@ def status_summary(manifest: Manifest, live: dict[str, str]) -> dict[str, object
     by_status: dict[str, int] = {}
     for chunk in manifest.chunks:
         by_status[chunk.status] = by_status.get(chunk.status, 0) + 1
-    summaries = [c.summary for c in manifest.chunks if c.summary]
     return {
         "run_id": manifest.run_id,
         "input": manifest.input.path,
@@ -376,9 +379,7 @@ def status_summary(manifest: Manifest, live: dict[str, str]) -> dict[str, object
         "chunks_by_status": by_status,
         "users_planned": manifest.totals.users_accepted,
         "rejected_locally": manifest.totals.users_rejected,
-        "inserted": sum(s.get("inserted", 0) for s in summaries),
-        "updated": sum(s.get("updated", 0) for s in summaries),
-        "failed": sum(s.get("failed", 0) for s in summaries),
+        **job_totals(manifest.chunks),
         "ambiguous_resubmissions": sum(c.ambiguous for c in manifest.chunks),
         "jobs": [
             {

@@ -120,21 +120,26 @@ ChunkSink = Callable[[PackedChunk, str], WrittenChunk]
 """Stores a packed chunk under its external_id and says where (the `chunk` command writes files)."""
 
 
+def describe_chunk(chunk: PackedChunk, external_id: str, file: str) -> WrittenChunk:
+    """What the manifest records of a packed chunk stored at `file` ("" when not stored)."""
+    return WrittenChunk(
+        index=chunk.index,
+        file=file,
+        sha256=hashlib.sha256(chunk.body).hexdigest(),
+        bytes=len(chunk.body),
+        users=chunk.users,
+        first_position=chunk.first_position,
+        last_position=chunk.last_position,
+        external_id=external_id,
+        request_bytes=len(chunk.body) + body_overhead(external_id),
+    )
+
+
 def count_only_sink(options: PlanOptions) -> ChunkSink:
     """A sink that stores nothing: `validate` still reports how the users would be chunked."""
 
     def sink(chunk: PackedChunk, external_id: str) -> WrittenChunk:
-        return WrittenChunk(
-            index=chunk.index,
-            file="",
-            sha256=hashlib.sha256(chunk.body).hexdigest(),
-            bytes=len(chunk.body),
-            users=chunk.users,
-            first_position=chunk.first_position,
-            last_position=chunk.last_position,
-            external_id=external_id,
-            request_bytes=len(chunk.body) + body_overhead(external_id),
-        )
+        return describe_chunk(chunk, external_id, "")
 
     return sink
 

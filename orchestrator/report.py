@@ -7,6 +7,7 @@ a resumed run reports the whole run, not just its last part.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -14,7 +15,7 @@ from pathlib import Path
 import orjson
 
 from orchestrator.fsutil import write_private_atomic
-from orchestrator.manifest import Manifest
+from orchestrator.manifest import ChunkRecord, Manifest
 from orchestrator.rundir import errors_file
 
 #: Per-user error codes that a second import cannot fix by itself (the user exists already).
@@ -88,15 +89,21 @@ def _users_by_key(chunk_file: Path) -> dict[str, object]:
     return {_key(user): user for user in users if isinstance(user, dict)}
 
 
+def job_totals(chunks: Iterable[ChunkRecord]) -> dict[str, int]:
+    """Users inserted, updated and failed by the completed jobs of these chunks."""
+    totals = {"inserted": 0, "updated": 0, "failed": 0}
+    for chunk in chunks:
+        if chunk.summary:
+            for key in totals:
+                totals[key] += chunk.summary.get(key, 0)
+    return totals
+
+
 def build_report(run_dir: Path, manifest: Manifest) -> dict[str, object]:
     """The run's report as a JSON-ready dict; also rewrites failed-users.ndjson and retry.json."""
     chunks_by_status = Counter(chunk.status for chunk in manifest.chunks)
-    inserted = updated = failed = 0
-    for chunk in manifest.chunks:
-        if chunk.summary:
-            inserted += chunk.summary.get("inserted", 0)
-            updated += chunk.summary.get("updated", 0)
-            failed += chunk.summary.get("failed", 0)
+    totals_by_job = job_totals(manifest.chunks)
+    inserted, updated, failed = (totals_by_job[k] for k in ("inserted", "updated", "failed"))
     failed_by_code, _, retryable, duplicated = assemble_failed_users(run_dir, manifest)
     attempts = [a for chunk in manifest.chunks for a in chunk.attempts]
     starts = [t for a in attempts if (t := _parse_time(a.started_at))]

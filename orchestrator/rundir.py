@@ -14,7 +14,6 @@ Layout (all files private to the owner; the dir is 0700)::
 
 from __future__ import annotations
 
-import hashlib
 import os
 import secrets
 import shutil
@@ -32,8 +31,7 @@ from orchestrator.manifest import (
     PlanSettings,
     PlanTotals,
 )
-from orchestrator.multipart import body_overhead
-from orchestrator.planner import PlanOptions, PlanStats, WrittenChunk, plan_export
+from orchestrator.planner import PlanOptions, PlanStats, WrittenChunk, describe_chunk, plan_export
 from orchestrator.reader import ExportReader, input_fingerprint
 from orchestrator.tracker import Tracker
 
@@ -80,17 +78,7 @@ class ChunkWriter:
         with os.fdopen(fd, "wb") as file:
             file.write(chunk.body)
         self.paths.append(path)
-        return WrittenChunk(
-            index=chunk.index,
-            file=relative,
-            sha256=hashlib.sha256(chunk.body).hexdigest(),
-            bytes=len(chunk.body),
-            users=chunk.users,
-            first_position=chunk.first_position,
-            last_position=chunk.last_position,
-            external_id=external_id,
-            request_bytes=len(chunk.body) + body_overhead(external_id),
-        )
+        return describe_chunk(chunk, external_id, relative)
 
     def sync(self) -> None:
         """Make every chunk durable before the manifest that names them is written."""
