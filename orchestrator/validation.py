@@ -1,9 +1,10 @@
 """Normalise and validate one user against the Auth0 bulk-import user schema.
 
 Owns the schema rules (reference §7) and the reason codes of local rejects; it does not read input,
-detect duplicates (`dedupe.py`) or measure sizes (the planner). A valid user costs one straight-line
-check compiled per key layout; the detailed, message-producing diagnosis runs only for users that
-fail it.
+detect duplicates (`dedupe.py`) or measure sizes (the planner). Nearly every valid user is accepted
+by the native schema check of `json_schema.py`; the Python predicates below accept the valid users
+that check is too strict for, and the detailed, message-producing diagnosis runs only for users
+that fail both.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Final, cast
+from typing import Final
 
 #: Every reason code a local reject can carry, with a one-line description for docs and reports.
 REASONS: Final[dict[str, str]] = {
@@ -128,11 +129,11 @@ FORBIDDEN_APP_METADATA_KEYS: Final = frozenset(
 _USER_ID_PREFIX: Final = "auth0|"
 _MAX_EMAIL: Final = 254
 _MAX_LOCAL_PART: Final = 64
-_MAX_USER_ID: Final = 255
-_MAX_USERNAME: Final = 128
-_STRING_LIMITS: Final = {"given_name": 150, "family_name": 150, "name": 300, "nickname": 300}
-_BOOL_FIELDS: Final = frozenset({"email_verified", "phone_verified", "blocked"})
-_MFA_MAX: Final = 10
+MAX_USER_ID: Final = 255
+MAX_USERNAME: Final = 128
+STRING_LIMITS: Final = {"given_name": 150, "family_name": 150, "name": 300, "nickname": 300}
+BOOL_FIELDS: Final = frozenset({"email_verified", "phone_verified", "blocked"})
+MFA_MAX: Final = 10
 _MAX_DROPPED_SETS: Final = 4096
 #: Metadata key problems listed per metadata object; a pathological user must not flood reports.
 _MAX_KEY_PROBLEMS: Final = 10
@@ -146,7 +147,7 @@ _EMAIL_ASCII: Final = re.compile(
 )
 # Up to this length the domain (after at least "x@") is at most 63 characters, so no label can
 # break the 63 limit the ASCII pattern does not check; longer addresses take the general check.
-_EMAIL_ASCII_MAX: Final = 2 + 63
+EMAIL_ASCII_MAX: Final = 2 + 63
 _CONTROL: Final = "\x00-\x1f\x7f-\x9f"
 _EMAIL_LOCAL: Final = re.compile(rf"[^@\s{_CONTROL}]+")
 # A label: letters/digits (any script) and inner hyphens, 1-63 characters.
@@ -173,7 +174,7 @@ _BASE64: Final = re.compile(r"[A-Za-z0-9+/_-]+={0,2}")
 _TOTP_SECRET: Final = re.compile(r"[A-Z2-7]+")
 
 # --- custom_password_hash vocabulary (SCHEMA-PAGE) -----------------------------------------------
-_ALGORITHMS: Final = (
+ALGORITHMS: Final = (
     "argon2",
     "bcrypt",
     "hmac",
@@ -187,10 +188,10 @@ _ALGORITHMS: Final = (
     "scrypt",
 )
 _UTF8_ALGORITHMS: Final = frozenset({"argon2", "bcrypt", "ldap", "pbkdf2"})
-_DIGEST_ALGORITHMS: Final = frozenset({"md4", "md5", "sha1", "sha256", "sha512"})
+DIGEST_ALGORITHMS: Final = frozenset({"md4", "md5", "sha1", "sha256", "sha512"})
 _NO_SALT_ALGORITHMS: Final = frozenset({"argon2", "ldap", "pbkdf2"})
-_ENCODINGS: Final = ("base64", "hex", "utf8")
-_HMAC_DIGESTS: Final = (
+ENCODINGS: Final = ("base64", "hex", "utf8")
+HMAC_DIGESTS: Final = (
     "md4",
     "md5",
     "ripemd160",
@@ -201,7 +202,7 @@ _HMAC_DIGESTS: Final = (
     "sha512",
     "whirlpool",
 )
-_PBKDF2_DIGESTS: Final = frozenset(
+PBKDF2_DIGESTS: Final = frozenset(
     [
         "RSA-MD4",
         "RSA-MD5",
@@ -238,14 +239,14 @@ _PBKDF2_DIGESTS: Final = frozenset(
         "whirlpool",
     ]
 )
-_SALT_POSITIONS: Final = ("prefix", "suffix")
-_PASSWORD_ENCODINGS: Final = ("ascii", "utf8", "utf16le", "ucs2", "latin1", "binary")
-_CPH_KEYS: Final = frozenset(
+SALT_POSITIONS: Final = ("prefix", "suffix")
+PASSWORD_ENCODINGS: Final = ("ascii", "utf8", "utf16le", "ucs2", "latin1", "binary")
+CPH_KEYS: Final = frozenset(
     {"algorithm", "hash", "salt", "password", "keylen", "cost", "blockSize", "parallelization"}
 )
-_HASH_KEYS: Final = frozenset({"value", "encoding", "digest", "key"})
-_KEY_KEYS: Final = frozenset({"value", "encoding"})
-_SALT_KEYS: Final = frozenset({"value", "encoding", "position"})
+HASH_KEYS: Final = frozenset({"value", "encoding", "digest", "key"})
+KEY_KEYS: Final = frozenset({"value", "encoding"})
+SALT_KEYS: Final = frozenset({"value", "encoding", "position"})
 _PASSWORD_KEYS: Final = frozenset({"encoding"})
 _MFA_KINDS: Final = {"totp": "secret", "phone": "value", "email": "value"}
 
@@ -276,7 +277,7 @@ def _utf16_len(text: str) -> int:
 def _is_email(value: object) -> bool:
     if type(value) is not str:
         return False
-    if len(value) <= _EMAIL_ASCII_MAX and _EMAIL_ASCII.fullmatch(value) is not None:
+    if len(value) <= EMAIL_ASCII_MAX and _EMAIL_ASCII.fullmatch(value) is not None:
         return True
     return not _email_faults(value)
 
@@ -294,14 +295,14 @@ def _is_user_id(value: object) -> bool:
         return False
     if value.isascii():
         # Printable and no space: no whitespace and no control characters.
-        return 0 < len(value) <= _MAX_USER_ID and value.isprintable() and " " not in value
-    return _fits(value, _MAX_USER_ID) and _NO_SPACE.fullmatch(value) is not None
+        return 0 < len(value) <= MAX_USER_ID and value.isprintable() and " " not in value
+    return _fits(value, MAX_USER_ID) and _NO_SPACE.fullmatch(value) is not None
 
 
 def _is_username(value: object) -> bool:
     return (
         type(value) is str
-        and _fits(value, _MAX_USERNAME)
+        and _fits(value, MAX_USERNAME)
         and _USERNAME.fullmatch(value) is not None
         and ("@" not in value or not _is_email(value))
     )
@@ -386,7 +387,7 @@ def _fast_hash_value(algorithm: object, value: object, encoding: object) -> bool
     """Whether a plain hash value is valid for `algorithm`; None if the shape needs the full check."""
     if type(value) is not str or type(algorithm) is not str:
         return None
-    if algorithm in _DIGEST_ALGORITHMS:
+    if algorithm in DIGEST_ALGORITHMS:
         if encoding == "hex":
             return _HEX.fullmatch(value) is not None
         if encoding == "base64":
@@ -402,7 +403,7 @@ def _fast_hash_value(algorithm: object, value: object, encoding: object) -> bool
 
 
 def _is_mfa_factors(value: object) -> bool:
-    if type(value) is not list or not 0 < len(value) <= _MFA_MAX:
+    if type(value) is not list or not 0 < len(value) <= MFA_MAX:
         return False
     for factor in value:
         if type(factor) is not dict or len(factor) != 1:
@@ -447,88 +448,10 @@ _FAST: Final[dict[str, Callable[[object], bool]]] = {
     "username": _is_username,
     "custom_password_hash": _is_custom_password_hash,
     "mfa_factors": _is_mfa_factors,
-    **{name: _bounded(limit) for name, limit in _STRING_LIMITS.items()},
-    **dict.fromkeys(_BOOL_FIELDS, _is_bool),
+    **{name: _bounded(limit) for name, limit in STRING_LIMITS.items()},
+    **dict.fromkeys(BOOL_FIELDS, _is_bool),
 }
 assert _FAST.keys() == ALLOWED_FIELDS
-
-# --- compiled per-shape checks -------------------------------------------------------------------
-# Python function calls dominate the cost of validating in pure Python. So for each distinct key
-# layout ("shape") of the input, a checker is generated once: it unpacks the values in order and
-# tests each with an inline expression, calling a predicate above only when that cannot decide
-# (every inline test implies its predicate). Input keys never reach the generated source: only
-# field names from ALLOWED_FIELDS do, each selecting a fixed template.
-
-_ShapeCheck = Callable[[dict[str, object]], bool]
-
-_INLINE: Final[dict[str, str]] = {
-    "email": "type({v}) is str and (len({v}) <= 65 and _email_ascii({v}) is not None"
-    " or _is_email({v}))",
-    "email_verified": "{v} is True or {v} is False",
-    "phone_verified": "{v} is True or {v} is False",
-    "blocked": "{v} is True or {v} is False",
-    "given_name": "type({v}) is str and 0 < len({v}) <= 75 or _max150({v})",
-    "family_name": "type({v}) is str and 0 < len({v}) <= 75 or _max150({v})",
-    "name": "type({v}) is str and 0 < len({v}) <= 150 or _max300({v})",
-    "nickname": "type({v}) is str and 0 < len({v}) <= 150 or _max300({v})",
-    "user_id": "type({v}) is str and {v}.isascii() and 0 < len({v}) <= 255"
-    " and {v}.isprintable() and ' ' not in {v} or _is_user_id({v})",
-    "picture": "type({v}) is str and {v}.startswith('https://') and len({v}) > 8"
-    " and {v}[8] not in '/?#' and {v}.isascii() and {v}.isprintable() and ' ' not in {v}"
-    " or _is_picture({v})",
-    "password_hash": "type({v}) is str and _bcrypt({v}) is not None",
-    "phone_number": "type({v}) is str and _phone({v}) is not None",
-    "app_metadata": "type({v}) is dict and _forbidden.isdisjoint({v}) and (_clean.issuperset({v})"
-    " and _scalars(map(type, {v}.values())) or _keys_ok({v}))",
-    "user_metadata": "type({v}) is dict and (_clean.issuperset({v})"
-    " and _scalars(map(type, {v}.values())) or _keys_ok({v}))",
-}
-_SHAPE_GLOBALS: Final[dict[str, object]] = {
-    "_email_ascii": _EMAIL_ASCII.fullmatch,
-    "_is_email": _is_email,
-    "_max150": _FAST["given_name"],
-    "_max300": _FAST["name"],
-    "_is_user_id": _is_user_id,
-    "_is_picture": _is_picture,
-    "_bcrypt": _BCRYPT.fullmatch,
-    "_phone": _PHONE.fullmatch,
-    "_forbidden": FORBIDDEN_APP_METADATA_KEYS,
-    "_keys_ok": _keys_ok,
-    "_clean": _CLEAN_KEYS,
-    "_scalars": _CONTAINERS.isdisjoint,
-    "F": _FAST,
-}
-_MAX_SHAPES: Final = 512
-#: A layout is compiled at its this-many-th user (before that, `_fast_valid_generic` checks it).
-_COMPILE_AFTER: Final = 16
-_MAX_SIGHTINGS: Final = 4_096
-
-
-def _compile_shape(shape: tuple[object, ...], *, strip_prefix: bool) -> _ShapeCheck:
-    """A checker for users whose keys are exactly `shape`, in this order (unknown keys ignored).
-
-    With `strip_prefix`, it first removes a leading `auth0|` from `user_id` (in the user too).
-    """
-    lines = [
-        "def check(user):",
-        "    " + "".join(f"v{i}, " for i in range(len(shape))) + "= user.values()",
-    ]
-    if strip_prefix and "user_id" in shape:
-        v = f"v{shape.index('user_id')}"
-        prefix = _USER_ID_PREFIX
-        lines += [
-            f"    if type({v}) is str and {v}.startswith({prefix!r}):",
-            f"        {v} = user['user_id'] = {v}[{len(prefix)}:]",
-        ]
-    for i, key in enumerate(shape):
-        if isinstance(key, str) and key in ALLOWED_FIELDS:
-            test = _INLINE.get(key, "F[{key!r}]({v})").format(v=f"v{i}", key=key)
-            lines += [f"    if not ({test}):", "        return False"]
-    source = "\n".join([*lines, "    return True"])
-    namespace = dict(_SHAPE_GLOBALS)
-    # exec is safe here: the source is built from the fixed templates above, never from input.
-    exec(compile(source, "<orchestrator.validation shape check>", "exec"), namespace)  # noqa: S102
-    return cast(_ShapeCheck, namespace["check"])
 
 
 class UserValidator:
@@ -538,27 +461,28 @@ class UserValidator:
     the pipeline): a leading `auth0|` is removed from `user_id` unless `keep_user_id_prefix`, and
     with `drop_unknown_fields` top-level keys outside the import schema are deleted and counted in
     `dropped_fields` (field name -> number of users it was dropped from).
+
+    Three tiers, cheapest first: the native schema check (`json_schema`) accepts nearly every
+    valid user; a one-pass Python check accepts the valid users it is too strict for (non-ASCII
+    addresses, long names); only the users both refuse get the diagnosis, which lists the problems.
     """
 
-    def __init__(self, options: NormaliseOptions, *, compile_after: int = _COMPILE_AFTER) -> None:
+    def __init__(self, options: NormaliseOptions) -> None:
         """Create a validator; one per run (it accumulates `dropped_fields`).
 
         Args:
             options: the normalisation switches.
-            compile_after: users of one key layout checked the generic way before a check for
-                that layout is compiled (1: at once). Results never depend on it.
         """
+        # Imported here: json_schema builds its schema from this module's constants.
+        from orchestrator.json_schema import certainly_valid
+
         self.options = options
-        self._compile_after = compile_after
+        self._certainly_valid = certainly_valid
         # Counted per set of dropped keys: one increment per user instead of one per field.
         self._dropped_sets: Counter[tuple[str, ...]] = Counter()
         self._dropped_folded: Counter[str] = Counter()
         self._strip_prefix = not options.keep_user_id_prefix
         self._drop_unknown = options.drop_unknown_fields
-        # shape -> (compiled check, or None when such users always need the diagnosis; keys to drop)
-        self._shapes: dict[tuple[object, ...], tuple[_ShapeCheck | None, tuple[str, ...]]] = {}
-        # shape -> users seen with it, for shapes not compiled yet
-        self._sightings: dict[tuple[object, ...], int] = {}
 
     def check(self, value: object) -> list[Problem]:
         """Normalise `value` in place (if a dict) and return its problems; [] means valid.
@@ -569,102 +493,23 @@ class UserValidator:
         Returns:
             Every problem found, in field order after `unknown_field`/`missing_email`.
         """
-        # The common case, written out: a known layout with a compiled check (one call).
-        if type(value) is dict:
-            plan = self._shapes.get(tuple(value))
-            if plan is not None and plan[0] is not None:
-                try:
-                    if plan[0](value):
-                        if plan[1]:
-                            self._drop(value, plan[1])
-                        return []
-                except (TypeError, RecursionError):
-                    pass  # absurd nesting: the diagnosis handles it
-                return self._diagnose(value)
-        return self._check_other(value)
-
-    def _check_other(self, value: object) -> list[Problem]:
-        """`check` for a new layout, one without a compiled check, or a value that is no dict."""
-        if not isinstance(value, dict):
-            return [
-                Problem(
-                    "not_an_object",
-                    "",
-                    f"this entry is {_json_type(value)}, not a user object; "
-                    "each entry of the export must be a JSON object",
-                )
-            ]
+        if type(value) is not dict:
+            return _not_an_object(value)
+        # Normalisation, written out: it runs once per user.
+        if self._strip_prefix:
+            user_id = value.get("user_id")
+            if type(user_id) is str and user_id.startswith(_USER_ID_PREFIX):
+                value["user_id"] = user_id[len(_USER_ID_PREFIX) :]
+        if self._drop_unknown and not ALLOWED_FIELDS.issuperset(value):
+            self._drop(value, [key for key in value if key not in ALLOWED_FIELDS])
+        if self._certainly_valid(value):
+            return []
         try:
-            if self._fast_valid(value):
+            if _python_valid(value):
                 return []
         except (TypeError, RecursionError):
             pass  # odd input (non-string keys, absurd nesting): the diagnosis handles it
         return self._diagnose(value)
-
-    def _fast_valid(self, user: dict[str, object]) -> bool:
-        """Normalise `user`; True when it is certainly valid (False: run the diagnosis)."""
-        shape = tuple(user)
-        plan = self._shapes.get(shape)
-        if plan is None:
-            if len(self._shapes) >= _MAX_SHAPES:  # an input without a regular layout
-                return self._fast_valid_generic(user)
-            # Compiling a shape costs as much as checking ~100 users the generic way, and real
-            # exports have hundreds of rare layouts: only a layout seen a few times is compiled.
-            seen = self._sightings.get(shape, 0) + 1
-            if seen < self._compile_after:
-                if len(self._sightings) >= _MAX_SIGHTINGS:
-                    self._sightings.clear()
-                self._sightings[shape] = seen
-                return self._fast_valid_generic(user)
-            self._sightings.pop(shape, None)
-            plan = self._shapes[shape] = self._plan(shape)
-        check, unknown = plan
-        if check is None:
-            self._strip_user_id(user)
-            return False
-        if not check(user):  # strips the user_id prefix first, whatever the outcome
-            return False
-        if unknown:
-            self._drop(user, unknown)
-        return True
-
-    def _plan(self, shape: tuple[object, ...]) -> tuple[_ShapeCheck | None, tuple[str, ...]]:
-        unknown = tuple(str(key) for key in shape if key not in ALLOWED_FIELDS)
-        if (
-            "email" not in shape
-            or ("password_hash" in shape and "custom_password_hash" in shape)
-            or (unknown and not self._drop_unknown)
-            or not all(isinstance(key, str) for key in shape)
-        ):
-            return None, unknown
-        return _compile_shape(shape, strip_prefix=self._strip_prefix), unknown
-
-    def _strip_user_id(self, user: dict[str, object]) -> None:
-        if self._strip_prefix:
-            user_id = user.get("user_id")
-            if type(user_id) is str and user_id.startswith(_USER_ID_PREFIX):
-                user["user_id"] = user_id[len(_USER_ID_PREFIX) :]
-
-    def _fast_valid_generic(self, user: dict[str, object]) -> bool:
-        """`_fast_valid` without compiled shapes: one pass over the keys, dispatching on each."""
-        self._strip_user_id(user)
-        fast = _FAST
-        unknown: list[str] | None = None
-        for key, value in user.items():
-            check = fast.get(key)
-            if check is None:
-                if not self._drop_unknown:
-                    return False
-                if unknown is None:
-                    unknown = []
-                unknown.append(key)
-            elif not check(value):
-                return False
-        if "email" not in user or ("custom_password_hash" in user and "password_hash" in user):
-            return False
-        if unknown is not None:
-            self._drop(user, unknown)
-        return True
 
     @property
     def dropped_fields(self) -> Counter[str]:
@@ -684,14 +529,8 @@ class UserValidator:
             self._dropped_sets.clear()
 
     def _diagnose(self, user: dict[str, object]) -> list[Problem]:
-        """The slow, complete pass: every problem with its path and message."""
-        out: list[Problem] = []
-        unknown = [key for key in user if key not in ALLOWED_FIELDS]
-        if unknown:
-            if self._drop_unknown:
-                self._drop(user, unknown)
-            else:
-                out.extend(_unknown_field(key) for key in unknown)
+        """The slow, complete pass over a normalised user: every problem with path and message."""
+        out = [_unknown_field(key) for key in user if key not in ALLOWED_FIELDS]
         if "email" not in user:
             out.append(
                 Problem(
@@ -713,6 +552,27 @@ class UserValidator:
                 )
             )
         return out
+
+
+def _not_an_object(value: object) -> list[Problem]:
+    return [
+        Problem(
+            "not_an_object",
+            "",
+            f"this entry is {_json_type(value)}, not a user object; "
+            "each entry of the export must be a JSON object",
+        )
+    ]
+
+
+def _python_valid(user: dict[str, object]) -> bool:
+    """True when the normalised `user` is certainly valid (False: run the diagnosis)."""
+    fast = _FAST
+    for key, value in user.items():
+        check = fast.get(key)
+        if check is None or not check(value):
+            return False
+    return "email" in user and not ("custom_password_hash" in user and "password_hash" in user)
 
 
 # ==================================================================================================
@@ -871,8 +731,8 @@ def _diagnose_user_id(value: object, out: list[Problem]) -> None:
                 "user_id is empty; remove the field to let Auth0 generate one",
             )
         )
-    elif not _fits(value, _MAX_USER_ID):
-        out.append(_length_problem("/user_id", "user_id", value, _MAX_USER_ID))
+    elif not _fits(value, MAX_USER_ID):
+        out.append(_length_problem("/user_id", "user_id", value, MAX_USER_ID))
     else:
         out.append(
             Problem(
@@ -888,8 +748,8 @@ def _diagnose_username(value: object, out: list[Problem]) -> None:
         return
     if not isinstance(value, str):
         out.append(_wrong_type("/username", "username", value, "a string"))
-    elif not _fits(value, _MAX_USERNAME):
-        out.append(_length_problem("/username", "username", value, _MAX_USERNAME))
+    elif not _fits(value, MAX_USERNAME):
+        out.append(_length_problem("/username", "username", value, MAX_USERNAME))
     elif _USERNAME.fullmatch(value) is None:
         out.append(
             Problem(
@@ -1076,9 +936,9 @@ def _diagnose_custom_password_hash(value: object, out: list[Problem]) -> None:
     if not isinstance(value, dict):
         out.append(_wrong_type(_CPH, "custom_password_hash", value, "an object"))
         return
-    out.extend(_unknown_keys(value, _CPH_KEYS, _CPH))
+    out.extend(_unknown_keys(value, CPH_KEYS, _CPH))
     algorithm = _algorithm(value, out)
-    hash_ = _sub_object(value, "hash", _HASH_KEYS, out)
+    hash_ = _sub_object(value, "hash", HASH_KEYS, out)
     if "hash" not in value:
         out.append(
             _cph(
@@ -1086,10 +946,10 @@ def _diagnose_custom_password_hash(value: object, out: list[Problem]) -> None:
                 "custom_password_hash.hash is required (an object with the hash value)",
             )
         )
-    salt = _sub_object(value, "salt", _SALT_KEYS, out)
+    salt = _sub_object(value, "salt", SALT_KEYS, out)
     password = _sub_object(value, "password", _PASSWORD_KEYS, out)
     if password is not None:
-        _append(out, _enum(password, "encoding", _PASSWORD_ENCODINGS, f"{_CPH}/password"))
+        _append(out, _enum(password, "encoding", PASSWORD_ENCODINGS, f"{_CPH}/password"))
     if salt is not None:
         _diagnose_salt(salt, algorithm, out)
     _diagnose_scrypt_numbers(value, algorithm, out)
@@ -1108,15 +968,15 @@ def _algorithm(cph: dict[object, object], out: list[Problem]) -> str | None:
         out.append(
             _cph(
                 where,
-                f"custom_password_hash.algorithm is required: one of {', '.join(_ALGORITHMS)}",
+                f"custom_password_hash.algorithm is required: one of {', '.join(ALGORITHMS)}",
             )
         )
         return None
     algorithm = cph["algorithm"]
-    if isinstance(algorithm, str) and algorithm in _ALGORITHMS:
+    if isinstance(algorithm, str) and algorithm in ALGORITHMS:
         return algorithm
     out.append(
-        _cph(where, f"custom_password_hash.algorithm must be one of: {', '.join(_ALGORITHMS)}")
+        _cph(where, f"custom_password_hash.algorithm must be one of: {', '.join(ALGORITHMS)}")
     )
     return None
 
@@ -1128,9 +988,9 @@ def _diagnose_salt(salt: dict[object, object], algorithm: str | None, out: list[
             _cph(path, f"{algorithm} does not allow a salt object; the salt belongs in hash.value")
         )
     value = _required_string(salt, "value", path, "salt value", out)
-    bad_encoding = _enum(salt, "encoding", _ENCODINGS, path)
+    bad_encoding = _enum(salt, "encoding", ENCODINGS, path)
     _append(out, bad_encoding)
-    _append(out, _enum(salt, "position", _SALT_POSITIONS, path))
+    _append(out, _enum(salt, "position", SALT_POSITIONS, path))
     if value is not None and bad_encoding is None:
         _check_encoded(value, salt.get("encoding"), f"{path}/value", "salt value", out)
 
@@ -1168,15 +1028,15 @@ def _as_integer(value: object) -> int | None:
 def _diagnose_hash(hash_: dict[object, object], algorithm: str | None, out: list[Problem]) -> None:
     path = f"{_CPH}/hash"
     value = _required_string(hash_, "value", path, "the password hash", out)
-    bad_encoding = _enum(hash_, "encoding", _ENCODINGS, path)
+    bad_encoding = _enum(hash_, "encoding", ENCODINGS, path)
     _append(out, bad_encoding)
-    _append(out, _enum(hash_, "digest", _HMAC_DIGESTS, path))
+    _append(out, _enum(hash_, "digest", HMAC_DIGESTS, path))
     key = hash_.get("key")
     if "key" in hash_:
         if isinstance(key, dict):
-            out.extend(_unknown_keys(key, _KEY_KEYS, f"{path}/key"))
+            out.extend(_unknown_keys(key, KEY_KEYS, f"{path}/key"))
             key_value = _required_string(key, "value", f"{path}/key", "the HMAC key", out)
-            bad_key_encoding = _enum(key, "encoding", _ENCODINGS, f"{path}/key")
+            bad_key_encoding = _enum(key, "encoding", ENCODINGS, f"{path}/key")
             _append(out, bad_key_encoding)
             if key_value is not None and bad_key_encoding is None:
                 _check_encoded(
@@ -1202,7 +1062,7 @@ def _diagnose_hash(hash_: dict[object, object], algorithm: str | None, out: list
     if algorithm == "hmac":
         if "digest" not in hash_:
             out.append(
-                _cph(f"{path}/digest", f"hmac needs hash.digest: one of {', '.join(_HMAC_DIGESTS)}")
+                _cph(f"{path}/digest", f"hmac needs hash.digest: one of {', '.join(HMAC_DIGESTS)}")
             )
         if "key" not in hash_:
             out.append(_cph(f"{path}/key", "hmac needs hash.key with the key's value"))
@@ -1230,7 +1090,7 @@ def _hash_format_fault(algorithm: str, value: str) -> str:
                 "the hash value is not a pbkdf2 PHC string: "
                 "$pbkdf2-<digest>[$i=N,l=N]$<base64 salt>$<base64 hash> (no '=' padding)"
             )
-        if match.group(1) not in _PBKDF2_DIGESTS:
+        if match.group(1) not in PBKDF2_DIGESTS:
             return (
                 f"the pbkdf2 digest {match.group(1)!r} is not supported (e.g. use sha512, sha256)"
             )
@@ -1254,12 +1114,12 @@ def _diagnose_mfa_factors(value: object, out: list[Problem]) -> None:
     if not isinstance(value, list):
         out.append(_wrong_type("/mfa_factors", "mfa_factors", value, "an array"))
         return
-    if not 1 <= len(value) <= _MFA_MAX:
+    if not 1 <= len(value) <= MFA_MAX:
         out.append(
             Problem(
                 _MFA_REASON,
                 "/mfa_factors",
-                f"mfa_factors has {len(value)} items; give 1 to {_MFA_MAX} (or remove the field)",
+                f"mfa_factors has {len(value)} items; give 1 to {MFA_MAX} (or remove the field)",
             )
         )
     for index, factor in enumerate(value):
@@ -1358,7 +1218,7 @@ _DIAGNOSE: Final[dict[str, Callable[[object, list[Problem]], None]]] = {
     "username": _diagnose_username,
     "custom_password_hash": _diagnose_custom_password_hash,
     "mfa_factors": _diagnose_mfa_factors,
-    **{name: _diagnose_bounded(name, limit) for name, limit in _STRING_LIMITS.items()},
-    **{name: _diagnose_bool(name) for name in _BOOL_FIELDS},
+    **{name: _diagnose_bounded(name, limit) for name, limit in STRING_LIMITS.items()},
+    **{name: _diagnose_bool(name) for name in BOOL_FIELDS},
 }
 assert _DIAGNOSE.keys() == ALLOWED_FIELDS
