@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from array import array
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Final
 
 from orchestrator.validation import Problem
@@ -234,6 +234,65 @@ class DuplicateFinder:
                 self.user_ids.add(user_id_key)
         self._stores += 1
 
+    def add_batch(
+        self, email_fps: Sequence[int], user_id_fps: Sequence[int]
+    ) -> list[tuple[int, Problem]]:
+        """Check and remember a batch of users known by fingerprints (0: no such key), in order.
+
+        Each user is checked against the accepted users before it, earlier ones of the batch
+        included, and remembered unless it is a duplicate.
+
+        Returns:
+            (index in the batch, problem) of each duplicate, in order (usually none).
+        """
+        # Once per user in the calling process of a parallel plan: probes written out, no calls.
+        emails, user_ids = self.emails, self.user_ids
+        duplicates: list[tuple[int, Problem]] = []
+        self._pending = None
+        for index, (email_fp, user_id_fp) in enumerate(zip(email_fps, user_id_fps, strict=True)):
+            email_slot = user_id_slot = 0
+            if email_fp:
+                table, mask = emails._table, emails._mask
+                email_slot = email_fp & mask
+                slot = table[email_slot]
+                while slot:
+                    if slot == email_fp:
+                        duplicates.append((index, _duplicate_email()))
+                        break
+                    email_slot = (email_slot + 1) & mask
+                    slot = table[email_slot]
+                else:
+                    email_slot = ~email_slot  # free: marks "not seen"
+                if email_slot >= 0:
+                    continue
+            if user_id_fp:
+                table, mask = user_ids._table, user_ids._mask
+                user_id_slot = user_id_fp & mask
+                slot = table[user_id_slot]
+                while slot:
+                    if slot == user_id_fp:
+                        duplicates.append((index, _duplicate_user_id()))
+                        break
+                    user_id_slot = (user_id_slot + 1) & mask
+                    slot = table[user_id_slot]
+                else:
+                    user_id_slot = ~user_id_slot
+                if user_id_slot >= 0:
+                    continue
+            # store_at() written out (twice a user).
+            if email_fp:
+                emails._table[~email_slot] = email_fp
+                emails._count += 1
+                if emails._count > emails._limit:
+                    emails._grow()
+            if user_id_fp:
+                user_ids._table[~user_id_slot] = user_id_fp
+                user_ids._count += 1
+                if user_ids._count > user_ids._limit:
+                    user_ids._grow()
+            self._stores += 1
+        return duplicates
+
     def add_fingerprints(
         self, email_fp: int, user_id_fp: int, *, store: bool = True
     ) -> Problem | None:
@@ -247,40 +306,13 @@ class DuplicateFinder:
         Returns:
             The same problem `check` would report for the user, or None.
         """
-        # Once per user in the calling process of a parallel plan: probes written out, no calls.
-        emails, user_ids = self.emails, self.user_ids
-        email_slot = user_id_slot = 0
-        if email_fp:
-            table, mask = emails._table, emails._mask
-            email_slot = email_fp & mask
-            slot = table[email_slot]
-            while slot:
-                if slot == email_fp:
-                    return _duplicate_email()
-                email_slot = (email_slot + 1) & mask
-                slot = table[email_slot]
-        if user_id_fp:
-            table, mask = user_ids._table, user_ids._mask
-            user_id_slot = user_id_fp & mask
-            slot = table[user_id_slot]
-            while slot:
-                if slot == user_id_fp:
-                    return _duplicate_user_id()
-                user_id_slot = (user_id_slot + 1) & mask
-                slot = table[user_id_slot]
         if store:
-            self._pending = None
-            if email_fp:
-                emails._table[email_slot] = email_fp
-                emails._count += 1
-                if emails._count > emails._limit:
-                    emails._grow()
-            if user_id_fp:
-                user_ids._table[user_id_slot] = user_id_fp
-                user_ids._count += 1
-                if user_ids._count > user_ids._limit:
-                    user_ids._grow()
-            self._stores += 1
+            found = self.add_batch((email_fp,), (user_id_fp,))
+            return found[0][1] if found else None
+        if email_fp and self.emails.contains_fingerprint(email_fp):
+            return _duplicate_email()
+        if user_id_fp and self.user_ids.contains_fingerprint(user_id_fp):
+            return _duplicate_user_id()
         return None
 
     def add(self, user: Mapping[str, object]) -> Problem | None:

@@ -10,12 +10,14 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import gc
+import itertools
+import operator
 import os
 import signal
 import threading
 from array import array
 from collections import Counter, deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from multiprocessing import get_context
 from multiprocessing.connection import Connection
@@ -25,7 +27,7 @@ from typing import Final, cast
 
 import orjson
 
-from orchestrator.dedupe import fingerprint
+from orchestrator import dedupe
 from orchestrator.errors import InputError, OrchestratorError
 from orchestrator.planner import EncodedBatch, Planner, Rejection
 from orchestrator.reader import ExportReader, NdjsonText, SourceRecord
@@ -162,7 +164,14 @@ class _Pool:
             _widen(result_writer)
             process = context.Process(
                 target=_work,
-                args=(task_reader, result_writer, options, keep_rejects, os.getpid()),
+                args=(
+                    task_reader,
+                    result_writer,
+                    options,
+                    keep_rejects,
+                    os.getpid(),
+                    isinstance(context, ForkContext),
+                ),
                 name="orchestrator-plan-worker",
                 daemon=True,
             )
@@ -248,6 +257,7 @@ def _widen(connection: Connection) -> None:
 class _WorkerState:
     validator: UserValidator
     keep_rejects: bool
+    fingerprint: Callable[[str], int]
 
 
 def _work(
@@ -256,11 +266,14 @@ def _work(
     options: NormaliseOptions,
     keep_rejects: bool,
     parent: int,
+    forked: bool,
 ) -> None:
     """A worker's life: encode tasks until told to stop (None), then report dropped fields."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     gc.freeze()  # what the parent built is never garbage here: keep the collector off it
-    state = _WorkerState(UserValidator(options), keep_rejects)
+    # Forked workers share the interpreter's hash seed, so the cheaper fingerprint is comparable.
+    fingerprint = process_fingerprint if forked else dedupe.fingerprint
+    state = _WorkerState(UserValidator(options), keep_rejects, fingerprint)
     while True:
         if not tasks.poll(_POLL_S):
             if os.getppid() != parent:
@@ -291,8 +304,7 @@ def _error_parts(exc: InputError) -> tuple[str, str, str | None]:
 
 def _encode_task(task: _Texts, state: _WorkerState) -> EncodedBatch:
     """Decode, validate, normalise and encode one task's users (as `Planner.take_records`)."""
-    check = state.validator.check
-    dumps = orjson.dumps
+    check, dumps, fingerprint = state.validator.check, orjson.dumps, state.fingerprint
     users = 0
     positions = array("q")
     encoded: list[bytes] = []
@@ -300,23 +312,53 @@ def _encode_task(task: _Texts, state: _WorkerState) -> EncodedBatch:
     user_id_fps = array("Q")
     rejects: list[tuple[int, str, bytes]] = []
     for label, lines_before, text in task:
-        records = NdjsonText(label, lines_before, text).decode()
-        users += len(records)
-        for record in records:
-            user = record.value
+        lines = text.split(b"\n")
+        try:  # the usual text: every line one value, decoded in one C-level loop
+            numbered: Iterable[tuple[int, object]] = enumerate(
+                list(map(orjson.loads, lines)), lines_before + 1
+            )
+            users += len(lines)
+        except orjson.JSONDecodeError:  # blank lines, or an error to locate
+            records = NdjsonText(label, lines_before, text).decode()
+            numbered = ((record.position, record.value) for record in records)
+            users += len(records)
+        for position, user in numbered:
             problems = check(user)
             if problems:
                 line = b""
                 if state.keep_rejects:
-                    where = f"line {record.position}"
-                    line = Rejection(record.position, where, problems, user).to_json()
-                rejects.append((record.position, problems[0].reason, line))
+                    line = Rejection(position, f"line {position}", problems, user).to_json()
+                rejects.append((position, problems[0].reason, line))
                 continue
             assert isinstance(user, dict)  # a valid user is an object
-            positions.append(record.position)
+            positions.append(position)
             encoded.append(dumps(user))
             email = user.get("email")
             user_id = user.get("user_id")
             email_fps.append(fingerprint(email.lower()) if isinstance(email, str) else 0)
             user_id_fps.append(fingerprint(user_id) if isinstance(user_id, str) else 0)
-    return EncodedBatch(users, positions, encoded, email_fps, user_id_fps, rejects)
+    sizes = list(map(len, encoded))
+    # User i ends after its own and every earlier user's bytes, plus the i commas before it.
+    ends = array("Q", map(operator.add, itertools.accumulate(sizes), range(len(sizes))))
+    return EncodedBatch(
+        users,
+        positions,
+        ends,
+        email_fps,
+        user_id_fps,
+        b",".join(encoded),
+        max(sizes, default=0),
+        rejects,
+    )
+
+
+def process_fingerprint(key: str) -> int:
+    """A 64-bit fingerprint of `key` valid among this process and those it forks (not stored).
+
+    Python's own string hash, in C and about ten times cheaper than `dedupe.fingerprint`; it is
+    seeded per interpreter, which forked workers share, so their fingerprints can be compared.
+    """
+    return hash(key) & _MASK64 or 1
+
+
+_MASK64: Final = (1 << 64) - 1

@@ -7,10 +7,11 @@ This is the whole offline half of a run (the `validate` and `chunk` commands, an
 from __future__ import annotations
 
 import hashlib
+import heapq
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import IO, Final
+from typing import IO
 
 import orjson
 
@@ -237,19 +238,42 @@ class Planner:
 
     def take_encoded(self, batch: EncodedBatch) -> None:
         """Plan a batch a worker validated and encoded; its rejects are written in input order."""
+        self.stats.users_read += batch.users
+        if self.packer.all_fit_alone(batch.longest, len(batch.positions)):
+            refused = self._take_runs(batch)
+        else:  # rare: some user may be too large, and must not count for duplicates
+            refused = self._take_one_by_one(batch)
+        for reject in (
+            heapq.merge(batch.rejects, refused, key=_position) if refused else batch.rejects
+        ):
+            self._write_reject(*reject)
+
+    def _take_runs(self, batch: EncodedBatch) -> list[tuple[int, str, bytes]]:
+        """Pack a batch whose every user fits alone: the runs between duplicates go in whole."""
+        packer, joined, ends, positions = self.packer, batch.joined, batch.ends, batch.positions
+        duplicates = self.duplicates.add_batch(batch.email_fps, batch.user_id_fps)
+        refused: list[tuple[int, str, bytes]] = []
+        run_start = 0
+        for index, problem in duplicates:
+            self._store_all(packer.add_run(joined, ends, run_start, index, positions))
+            encoded = joined[ends[index - 1] + 1 if index else 0 : ends[index]]
+            position = positions[index]
+            refused.append((position, problem.reason, self._spliced(position, problem, encoded)))
+            run_start = index + 1
+        self._store_all(packer.add_run(joined, ends, run_start, len(positions), positions))
+        self.stats.users_accepted += len(positions) - len(duplicates)
+        return refused
+
+    def _take_one_by_one(self, batch: EncodedBatch) -> list[tuple[int, str, bytes]]:
+        """Pack a batch user by user, refusing duplicates and users too large for a request."""
         stats, packer = self.stats, self.packer
         add_fingerprints = self.duplicates.add_fingerprints
-        stats.users_read += batch.users
-        refused = batch.rejects
-        next_refused = refused[0][0] if refused else _NO_POSITION
-        taken = 0
-        for position, encoded, email_fp, user_id_fp in zip(
-            batch.positions, batch.encoded, batch.email_fps, batch.user_id_fps, strict=True
+        refused: list[tuple[int, str, bytes]] = []
+        start = 0
+        for position, end, email_fp, user_id_fp in zip(
+            batch.positions, batch.ends, batch.email_fps, batch.user_id_fps, strict=True
         ):
-            while next_refused < position:
-                self._write_reject(*refused[taken])
-                taken += 1
-                next_refused = refused[taken][0] if taken < len(refused) else _NO_POSITION
+            encoded, start = batch.joined[start:end], end + 1
             if packer.fits_alone(encoded):
                 problem = add_fingerprints(email_fp, user_id_fp)
                 if problem is None:
@@ -259,9 +283,8 @@ class Planner:
             else:
                 problem = add_fingerprints(email_fp, user_id_fp, store=False)
                 problem = problem or self._too_large(len(encoded))
-            self._write_reject(position, problem.reason, self._spliced(position, problem, encoded))
-        for reject in refused[taken:]:
-            self._write_reject(*reject)
+            refused.append((position, problem.reason, self._spliced(position, problem, encoded)))
+        return refused
 
     def finish(self, dropped_fields: Counter[str]) -> PlanStats:
         """Close the last chunk and return the stats (`dropped_fields` from every validator)."""
@@ -292,6 +315,10 @@ class Planner:
         assert head.endswith(b',"user":null}')
         return head[: -len(b"null}")] + encoded + b"}"
 
+    def _store_all(self, chunks: list[PackedChunk]) -> None:
+        for chunk in chunks:
+            self._store(chunk)
+
     def _store(self, chunk: PackedChunk | None) -> None:
         if chunk is not None:
             external_id = self.options.external_id(chunk.index)
@@ -309,8 +336,8 @@ def normalise_options(options: PlanOptions) -> NormaliseOptions:
     )
 
 
-#: Past every position: "no further reject in this batch".
-_NO_POSITION: Final = 1 << 62
+def _position(reject: tuple[int, str, bytes]) -> int:
+    return reject[0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,17 +346,22 @@ class EncodedBatch:
 
     Attributes:
         users: records in the batch (accepted or not).
-        positions, encoded, email_fps, user_id_fps: one entry per valid user, in input order: its
-            position, compact JSON, and `dedupe.key_fingerprints` (0: no such key).
+        positions, ends, email_fps, user_id_fps: one entry per valid user, in input order: its
+            position, where its compact JSON ends in `joined`, and its duplicate-detection
+            fingerprints (email, user_id; 0: no such key).
+        joined: the valid users' compact JSON joined by ","; user i starts at `ends[i - 1] + 1`.
+        longest: the size of the largest valid user's JSON (0 if none).
         rejects: (position, first reason, `Rejection.to_json()` or b"" if rejects are not kept)
             of each invalid user, in input order.
     """
 
     users: int
     positions: Sequence[int]
-    encoded: list[bytes]
+    ends: Sequence[int]
     email_fps: Sequence[int]
     user_id_fps: Sequence[int]
+    joined: bytes
+    longest: int
     rejects: list[tuple[int, str, bytes]]
 
 
