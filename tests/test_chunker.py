@@ -93,3 +93,34 @@ def test_a_user_too_big_for_a_request_does_not_fit_alone() -> None:
     packer = ChunkPacker(options.users_budget)
     assert packer.fits_alone(b"x" * (options.users_budget(0) - 2))
     assert not packer.fits_alone(b"x" * (options.users_budget(0) - 1))
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    sizes=st.lists(st.integers(min_value=1, max_value=900), max_size=60),
+    cuts=st.lists(st.integers(min_value=0, max_value=60), max_size=4),
+    limit=st.integers(min_value=2_300, max_value=6_000),
+)
+def test_runs_pack_exactly_as_users_one_by_one(
+    sizes: list[int], cuts: list[int], limit: int
+) -> None:
+    """add_run over any split of a batch gives the chunks `add` gives user by user."""
+    options = PlanOptions(max_request_bytes=limit)
+    encoded = [str(i % 10).encode() * size for i, size in enumerate(sizes)]
+    positions = list(range(100, 100 + len(encoded)))
+    joined = b",".join(encoded)
+    ends = list(itertools.accumulate(len(e) + 1 for e in encoded))
+    ends = [end - 1 for end in ends]  # each user ends before its comma
+
+    one_by_one = ChunkPacker(options.users_budget)
+    expected = [c for e, p in zip(encoded, positions, strict=True) if (c := one_by_one.add(e, p))]
+    expected += [c for c in [one_by_one.finish()] if c]
+
+    by_runs = ChunkPacker(options.users_budget)
+    assert by_runs.all_fit_alone(max(sizes, default=0), len(sizes))
+    bounds = sorted({0, len(encoded), *(min(cut, len(encoded)) for cut in cuts)})
+    got = []
+    for lo, hi in itertools.pairwise(bounds):
+        got += by_runs.add_run(joined, ends, lo, hi, positions)
+    got += [c for c in [by_runs.finish()] if c]
+    assert got == expected
