@@ -473,11 +473,8 @@ class UserValidator:
         Args:
             options: the normalisation switches.
         """
-        # Imported here: json_schema builds its schema from this module's constants.
-        from orchestrator.json_schema import certainly_valid
-
         self.options = options
-        self._certainly_valid = certainly_valid
+        self._certainly_valid: Callable[[dict[str, object]], bool] = self._load_native_check
         # Counted per set of dropped keys: one increment per user instead of one per field.
         self._dropped_sets: Counter[tuple[str, ...]] = Counter()
         self._dropped_folded: Counter[str] = Counter()
@@ -510,6 +507,17 @@ class UserValidator:
         except (TypeError, RecursionError):
             pass  # odd input (non-string keys, absurd nesting): the diagnosis handles it
         return self._diagnose(value)
+
+    def _load_native_check(self, user: dict[str, object]) -> bool:
+        """The first call of `_certainly_valid`: load the native check (~11 MB), then use it.
+
+        Loaded on first use, not at construction: a planner whose users are all validated by
+        worker processes never pays for it. (json_schema also imports this module's constants.)
+        """
+        from orchestrator.json_schema import certainly_valid
+
+        self._certainly_valid = certainly_valid
+        return certainly_valid(user)
 
     @property
     def dropped_fields(self) -> Counter[str]:
