@@ -7,6 +7,7 @@ keys themselves, only 64-bit fingerprints, so it cannot say *where* the earlier 
 from __future__ import annotations
 
 import hashlib
+import math
 from array import array
 from collections.abc import Mapping, Sequence
 from typing import Final
@@ -41,32 +42,30 @@ def fingerprint(key: str) -> int:
 class SeenKeys:
     """Remembers keys compactly (a few bytes per key, NOT a set of strings) to find repeats.
 
-    Keys are stored as 64-bit BLAKE2b fingerprints in an open-addressing table (`array('Q')`,
-    linear probing, 0 = empty) that doubles past 70% load: 8 bytes per slot, so 11-23 bytes per
-    key depending on where the load sits between doublings (a set of str costs ~100).
+    Keys are stored as 64-bit fingerprints in an open-addressing table (`array('Q')`, linear
+    probing from the fingerprint modulo the table size, 0 = empty) sized for the expected keys at
+    70% load, which doubles when that is passed: 8 bytes per slot, so ~11.5 bytes per key when
+    the expectation was right and up to 23 after a doubling (a set of str costs ~100).
 
     False positives: two different keys share a fingerprint with probability about n**2 / 2**65
-    over n keys (~7e-7 at 5 million keys); the later key is then wrongly reported as seen. The
-    hash is deterministic, so a run over the same input repeats any such result identically.
+    over n keys (~7e-7 at 5 million keys); the later key is then wrongly reported as seen. With
+    `fingerprint()` (BLAKE2b) a run over the same input repeats any such result identically.
     """
 
-    __slots__ = ("_count", "_limit", "_mask", "_table")
+    __slots__ = ("_count", "_limit", "_size", "_table")
 
     def __init__(self, expected: int = 1 << 16) -> None:
         """Create an empty set sized for `expected` keys (it grows past that, at a rehash cost).
 
         Args:
-            expected: keys expected; avoids early doublings when known.
+            expected: keys expected; a close estimate saves both rehashing and memory.
         """
-        capacity = _MIN_CAPACITY
-        while capacity * _MAX_LOAD < expected:
-            capacity *= 2
-        self._allocate(capacity)
+        self._allocate(max(_MIN_CAPACITY, math.ceil(expected / _MAX_LOAD)))
         self._count = 0
 
     def _allocate(self, capacity: int) -> None:
         self._table = array("Q", [0]) * capacity
-        self._mask = capacity - 1
+        self._size = capacity  # any size: slots are fingerprints modulo it
         self._limit = int(capacity * _MAX_LOAD)
 
     def add(self, key: str) -> bool:
@@ -82,13 +81,13 @@ class SeenKeys:
 
     def find_slot(self, fp: int) -> int:
         """-1 if fingerprint `fp` is stored, else the empty slot where `store_at` would put it."""
-        table, mask = self._table, self._mask
-        i = fp & mask
+        table, size = self._table, self._size
+        i = fp % size
         slot = table[i]
         while slot:
             if slot == fp:
                 return -1
-            i = (i + 1) & mask
+            i = (i + 1) % size
             slot = table[i]
         return i
 
@@ -98,13 +97,13 @@ class SeenKeys:
 
     def add_fingerprint(self, fp: int) -> bool:
         """Store fingerprint `fp` (from `fingerprint()`); True if it was already stored."""
-        table, mask = self._table, self._mask  # find_slot() inlined: this is the hot path
-        i = fp & mask
+        table, size = self._table, self._size  # find_slot() inlined: this is the hot path
+        i = fp % size
         slot = table[i]
         while slot:
             if slot == fp:
                 return True
-            i = (i + 1) & mask
+            i = (i + 1) % size
             slot = table[i]
         self.store_at(i, fp)
         return False
@@ -119,11 +118,11 @@ class SeenKeys:
     def _grow(self) -> None:
         old = self._table
         self._allocate(len(old) * 2)
-        table, mask = self._table, self._mask
+        table, size = self._table, self._size
         for fp in filter(None, old):  # filter() skips the empty slots in C
-            i = fp & mask
+            i = fp % size
             while table[i]:
-                i = (i + 1) & mask
+                i = (i + 1) % size
             table[i] = fp
 
     def __len__(self) -> int:
@@ -177,24 +176,24 @@ class DuplicateFinder:
         if email_key is not None:
             email_fp = fingerprint(email_key)
             seen = self.emails
-            table, mask = seen._table, seen._mask
-            email_slot = email_fp & mask
+            table, size = seen._table, seen._size
+            email_slot = email_fp % size
             slot = table[email_slot]
             while slot:
                 if slot == email_fp:
                     return _duplicate_email()
-                email_slot = (email_slot + 1) & mask
+                email_slot = (email_slot + 1) % size
                 slot = table[email_slot]
         if user_id_key is not None:
             user_id_fp = fingerprint(user_id_key)
             seen = self.user_ids
-            table, mask = seen._table, seen._mask
-            user_id_slot = user_id_fp & mask
+            table, size = seen._table, seen._size
+            user_id_slot = user_id_fp % size
             slot = table[user_id_slot]
             while slot:
                 if slot == user_id_fp:
                     return _duplicate_user_id()
-                user_id_slot = (user_id_slot + 1) & mask
+                user_id_slot = (user_id_slot + 1) % size
                 slot = table[user_id_slot]
         self._pending = (
             email_key,
@@ -252,28 +251,28 @@ class DuplicateFinder:
         for index, (email_fp, user_id_fp) in enumerate(zip(email_fps, user_id_fps, strict=True)):
             email_slot = user_id_slot = 0
             if email_fp:
-                table, mask = emails._table, emails._mask
-                email_slot = email_fp & mask
+                table, size = emails._table, emails._size
+                email_slot = email_fp % size
                 slot = table[email_slot]
                 while slot:
                     if slot == email_fp:
                         duplicates.append((index, _duplicate_email()))
                         break
-                    email_slot = (email_slot + 1) & mask
+                    email_slot = (email_slot + 1) % size
                     slot = table[email_slot]
                 else:
                     email_slot = ~email_slot  # free: marks "not seen"
                 if email_slot >= 0:
                     continue
             if user_id_fp:
-                table, mask = user_ids._table, user_ids._mask
-                user_id_slot = user_id_fp & mask
+                table, size = user_ids._table, user_ids._size
+                user_id_slot = user_id_fp % size
                 slot = table[user_id_slot]
                 while slot:
                     if slot == user_id_fp:
                         duplicates.append((index, _duplicate_user_id()))
                         break
-                    user_id_slot = (user_id_slot + 1) & mask
+                    user_id_slot = (user_id_slot + 1) % size
                     slot = table[user_id_slot]
                 else:
                     user_id_slot = ~user_id_slot

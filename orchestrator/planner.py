@@ -11,6 +11,7 @@ import heapq
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import IO
 
 import orjson
@@ -20,7 +21,7 @@ from orchestrator.constants import MAX_REQUEST_BYTES
 from orchestrator.dedupe import DuplicateFinder
 from orchestrator.errors import ConfigError
 from orchestrator.multipart import EXTERNAL_ID_PATTERN, body_overhead
-from orchestrator.reader import ExportReader, SourceRecord
+from orchestrator.reader import ExportReader, SourceRecord, estimate_users
 from orchestrator.validation import NormaliseOptions, Problem, UserValidator
 
 #: The smallest request limit that still leaves room for a useful users file.
@@ -168,7 +169,9 @@ def plan_export(
 
     if workers is None:
         workers = parallel.auto_workers(reader)
-    planner = Planner(options, store_chunk, rejects, reader.where)
+    planner = Planner(
+        options, store_chunk, rejects, reader.where, expected_users=estimate_users(reader.path)
+    )
     validator = planner.validator
     if workers > 0:
         dropped = parallel.plan_in_workers(reader, planner, workers)
@@ -192,15 +195,27 @@ class Planner:
         store_chunk: ChunkSink,
         rejects: IO[bytes] | None,
         where: Callable[[int], str],
+        *,
+        expected_users: int | None = None,
     ) -> None:
         self.options = options
+        self._expected_users = expected_users
         self.stats = PlanStats()
         self.validator = UserValidator(normalise_options(options))
-        self.duplicates = DuplicateFinder()
         self.packer = ChunkPacker(options.users_budget)
         self._store_chunk = store_chunk
         self._rejects = rejects
         self._where = where
+
+    @cached_property
+    def duplicates(self) -> DuplicateFinder:
+        """Made on first use: after worker processes fork, which must not inherit its tables.
+
+        Sized for the expected users when known: ~12 bytes per key, without rehashing.
+        """
+        if self._expected_users is None:
+            return DuplicateFinder()
+        return DuplicateFinder(self._expected_users)
 
     @property
     def keeps_rejects(self) -> bool:

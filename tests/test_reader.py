@@ -21,7 +21,14 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from orchestrator.errors import InputError
-from orchestrator.reader import ExportReader, SourceRecord, _build_records, input_fingerprint
+from orchestrator.reader import (
+    ExportReader,
+    SourceRecord,
+    _build_records,
+    estimate_users,
+    input_fingerprint,
+)
+from sample_data.generate import write_export
 
 # ---------------------------------------------------------------- helpers
 
@@ -667,3 +674,17 @@ def test_a_wrapped_export_on_one_line_is_refused_with_a_hint() -> None:
     assert error.where == "line 2"
     assert "NDJSON needs one user per line" in str(error)
     assert "jq" in str(error)
+
+
+def test_the_user_count_of_a_plain_file_is_estimated_from_its_start(tmp_path: Path) -> None:
+    ndjson, array, packed = tmp_path / "u.ndjson", tmp_path / "u.json", tmp_path / "u.json.gz"
+    write_export(ndjson, 8_000, fmt="ndjson", gzip=False, pretty=False, seed=2)
+    write_export(array, 8_000, fmt="json", gzip=False, pretty=True, seed=2)
+    write_export(packed, 8_000, fmt="json", gzip=True, pretty=False, seed=2)
+    for path in (ndjson, array):
+        estimate = estimate_users(str(path))
+        assert estimate is not None
+        assert 8_000 <= estimate <= 8_000 * 1.25
+    assert estimate_users(str(packed)) is None  # compressed: unknown
+    assert estimate_users("-") is None
+    assert estimate_users(str(tmp_path / "missing.json")) is None
