@@ -23,11 +23,14 @@ _BLAKE2B_8: Final = hashlib.blake2b(digest_size=8)
 def fingerprint(key: str) -> int:
     """Deterministic 64-bit fingerprint of `key` (BLAKE2b, not the per-process randomised hash()).
 
+    Fingerprints are signed 64-bit integers, like Python's own `hash()` of a string, which forked
+    planning workers use instead (`parallel.py`).
+
     Args:
         key: any string (lone surrogates included).
 
     Returns:
-        A non-zero integer below 2**64; the same for the same key in every run.
+        A non-zero signed 64-bit integer; the same for the same key in every run.
     """
     try:
         data = key.encode()
@@ -36,13 +39,13 @@ def fingerprint(key: str) -> int:
     hasher = _BLAKE2B_8.copy()
     hasher.update(data)
     # 0 marks an empty slot of the table, so it is folded onto 1 (a negligible bias).
-    return int.from_bytes(hasher.digest(), "little") or 1
+    return int.from_bytes(hasher.digest(), "little", signed=True) or 1
 
 
 class SeenKeys:
     """Remembers keys compactly (a few bytes per key, NOT a set of strings) to find repeats.
 
-    Keys are stored as 64-bit fingerprints in an open-addressing table (`array('Q')`, linear
+    Keys are stored as 64-bit fingerprints in an open-addressing table (`array('q')`, linear
     probing from the fingerprint modulo the table size, 0 = empty) sized for the expected keys at
     70% load, which doubles when that is passed: 8 bytes per slot, so ~11.5 bytes per key when
     the expectation was right and up to 23 after a doubling (a set of str costs ~100).
@@ -64,7 +67,7 @@ class SeenKeys:
         self._count = 0
 
     def _allocate(self, capacity: int) -> None:
-        self._table = array("Q", [0]) * capacity
+        self._table = array("q", [0]) * capacity
         self._size = capacity  # any size: slots are fingerprints modulo it
         self._limit = int(capacity * _MAX_LOAD)
 

@@ -17,7 +17,7 @@ import signal
 import threading
 from array import array
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from multiprocessing import get_context
 from multiprocessing.connection import Connection
@@ -272,7 +272,7 @@ def _work(
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     gc.freeze()  # what the parent built is never garbage here: keep the collector off it
     # Forked workers share the interpreter's hash seed, so the cheaper fingerprint is comparable.
-    fingerprint = process_fingerprint if forked else dedupe.fingerprint
+    fingerprint = process_fingerprint if forked else _deterministic_fingerprint
     state = _WorkerState(UserValidator(options), keep_rejects, fingerprint)
     while True:
         if not tasks.poll(_POLL_S):
@@ -303,40 +303,45 @@ def _error_parts(exc: InputError) -> tuple[str, str, str | None]:
 
 
 def _encode_task(task: _Texts, state: _WorkerState) -> EncodedBatch:
-    """Decode, validate, normalise and encode one task's users (as `Planner.take_records`)."""
-    check, dumps, fingerprint = state.validator.check, orjson.dumps, state.fingerprint
+    """Decode, validate, normalise and encode one task's users (as `Planner.take_records`).
+
+    A batch's users are handled column by column, each column in one C-level loop (`map`): the
+    per-user steps are too small to afford the interpreter's overhead one user at a time.
+    """
+    validator, fingerprint = state.validator, state.fingerprint
     users = 0
     positions = array("q")
     encoded: list[bytes] = []
-    email_fps = array("Q")
-    user_id_fps = array("Q")
+    email_fps = array("q")
+    user_id_fps = array("q")
     rejects: list[tuple[int, str, bytes]] = []
     for label, lines_before, text in task:
         lines = text.split(b"\n")
-        try:  # the usual text: every line one value, decoded in one C-level loop
-            numbered: Iterable[tuple[int, object]] = enumerate(
-                list(map(orjson.loads, lines)), lines_before + 1
-            )
-            users += len(lines)
+        try:  # the usual text: every line one value
+            values = list(map(orjson.loads, lines))
+            numbers: Sequence[int] = range(lines_before + 1, lines_before + 1 + len(values))
         except orjson.JSONDecodeError:  # blank lines, or an error to locate
             records = NdjsonText(label, lines_before, text).decode()
-            numbered = ((record.position, record.value) for record in records)
-            users += len(records)
-        for position, user in numbered:
-            problems = check(user)
-            if problems:
+            values = [record.value for record in records]
+            numbers = [record.position for record in records]
+        users += len(values)
+        invalid = validator.problems(values)
+        if invalid:
+            for index, problems in invalid.items():
                 line = b""
                 if state.keep_rejects:
-                    line = Rejection(position, f"line {position}", problems, user).to_json()
-                rejects.append((position, problems[0].reason, line))
-                continue
-            assert isinstance(user, dict)  # a valid user is an object
-            positions.append(position)
-            encoded.append(dumps(user))
-            email = user.get("email")
-            user_id = user.get("user_id")
-            email_fps.append(fingerprint(email.lower()) if isinstance(email, str) else 0)
-            user_id_fps.append(fingerprint(user_id) if isinstance(user_id, str) else 0)
+                    position = numbers[index]
+                    where = f"line {position}"
+                    line = Rejection(position, where, problems, values[index]).to_json()
+                rejects.append((numbers[index], problems[0].reason, line))
+            kept = [index for index in range(len(values)) if index not in invalid]
+            values = [values[index] for index in kept]
+            numbers = [numbers[index] for index in kept]
+        # Every user left is valid: a string email, and a string user_id or none.
+        positions.extend(numbers)
+        encoded.extend(map(orjson.dumps, values))
+        email_fps.extend(map(fingerprint, map(str.lower, map(_EMAIL, values))))
+        user_id_fps.extend(map(fingerprint, map(_USER_ID, values)))
     sizes = list(map(len, encoded))
     # User i ends after its own and every earlier user's bytes, plus the i commas before it.
     ends = array("Q", map(operator.add, itertools.accumulate(sizes), range(len(sizes))))
@@ -352,13 +357,17 @@ def _encode_task(task: _Texts, state: _WorkerState) -> EncodedBatch:
     )
 
 
-def process_fingerprint(key: str) -> int:
-    """A 64-bit fingerprint of `key` valid among this process and those it forks (not stored).
-
-    Python's own string hash, in C and about ten times cheaper than `dedupe.fingerprint`; it is
-    seeded per interpreter, which forked workers share, so their fingerprints can be compared.
-    """
-    return hash(key) & _MASK64 or 1
+_EMAIL: Final = operator.itemgetter("email")
+_USER_ID: Final = operator.methodcaller("get", "user_id", "")  # "": fingerprint 0, no key
 
 
-_MASK64: Final = (1 << 64) - 1
+def _deterministic_fingerprint(key: str) -> int:
+    """`dedupe.fingerprint`, but 0 for "" ("no such key"), as `process_fingerprint` gives."""
+    return dedupe.fingerprint(key) if key else 0
+
+
+#: The workers' fingerprint when forked: Python's own string hash, in C and about ten times
+#: cheaper than `dedupe.fingerprint`. It is seeded per interpreter, which forked processes share,
+#: so fingerprints from different workers can be compared. It is 0 for "" ("no such key") and for
+#: any other string only with probability 2**-64 (that key would then go unchecked).
+process_fingerprint: Final[Callable[[str], int]] = hash

@@ -475,6 +475,7 @@ class UserValidator:
         """
         self.options = options
         self._certainly_valid: Callable[[dict[str, object]], bool] = self._load_native_check
+        self._all_certainly_valid: Callable[[list[object]], bool] = self._load_native_batch_check
         # Counted per set of dropped keys: one increment per user instead of one per field.
         self._dropped_sets: Counter[tuple[str, ...]] = Counter()
         self._dropped_folded: Counter[str] = Counter()
@@ -492,32 +493,71 @@ class UserValidator:
         """
         if type(value) is not dict:
             return _not_an_object(value)
-        # Normalisation, written out: it runs once per user.
-        if self._strip_prefix:
-            user_id = value.get("user_id")
-            if type(user_id) is str and user_id.startswith(_USER_ID_PREFIX):
-                value["user_id"] = user_id[len(_USER_ID_PREFIX) :]
-        if self._drop_unknown and not ALLOWED_FIELDS.issuperset(value):
-            self._drop(value, [key for key in value if key not in ALLOWED_FIELDS])
+        self._normalise(value)
         if self._certainly_valid(value):
             return []
+        return self._check_normalised(value)
+
+    def problems(self, values: list[object]) -> dict[int, list[Problem]]:
+        """`check` of a batch: normalise every value in place; the problems of the invalid ones.
+
+        Args:
+            values: decoded entries of the export, in order.
+
+        Returns:
+            index in `values` -> its problems, for the invalid entries only (usually none).
+        """
+        normalise = self._normalise
+        for value in values:
+            if type(value) is dict:
+                normalise(value)
+        if self._all_certainly_valid(values):  # the usual batch: one native call
+            return {}
+        found: dict[int, list[Problem]] = {}
+        for index, value in enumerate(values):
+            if type(value) is not dict:
+                found[index] = _not_an_object(value)
+            elif not self._certainly_valid(value):
+                problems = self._check_normalised(value)
+                if problems:
+                    found[index] = problems
+        return found
+
+    def _normalise(self, user: dict[str, object]) -> None:
+        if self._strip_prefix:
+            user_id = user.get("user_id")
+            if type(user_id) is str and user_id.startswith(_USER_ID_PREFIX):
+                user["user_id"] = user_id[len(_USER_ID_PREFIX) :]
+        if self._drop_unknown and not ALLOWED_FIELDS.issuperset(user):
+            self._drop(user, [key for key in user if key not in ALLOWED_FIELDS])
+
+    def _check_normalised(self, user: dict[str, object]) -> list[Problem]:
+        """The problems of a user the native check did not accept ([] if valid after all)."""
         try:
-            if _python_valid(value):
+            if _python_valid(user):
                 return []
         except (TypeError, RecursionError):
             pass  # odd input (non-string keys, absurd nesting): the diagnosis handles it
-        return self._diagnose(value)
+        return self._diagnose(user)
 
     def _load_native_check(self, user: dict[str, object]) -> bool:
-        """The first call of `_certainly_valid`: load the native check (~11 MB), then use it.
+        """The first call of `_certainly_valid`: load the native check (~11 MB), then use it."""
+        self._load_native()
+        return self._certainly_valid(user)
 
-        Loaded on first use, not at construction: a planner whose users are all validated by
-        worker processes never pays for it. (json_schema also imports this module's constants.)
+    def _load_native_batch_check(self, users: list[object]) -> bool:
+        """The first call of `_all_certainly_valid`: as `_load_native_check`."""
+        self._load_native()
+        return self._all_certainly_valid(users)
+
+    def _load_native(self) -> None:
+        """Load the native checks on first use, not at construction: a planner whose users are
+        all validated by worker processes never pays for them. (json_schema imports this module.)
         """
-        from orchestrator.json_schema import certainly_valid
+        from orchestrator.json_schema import all_certainly_valid, certainly_valid
 
         self._certainly_valid = certainly_valid
-        return certainly_valid(user)
+        self._all_certainly_valid = all_certainly_valid
 
     @property
     def dropped_fields(self) -> Counter[str]:

@@ -22,12 +22,13 @@ def test_add_reports_repeats_only() -> None:
     assert 5 not in seen
 
 
-def test_fingerprint_is_deterministic_blake2b_and_never_zero() -> None:
-    expected = int.from_bytes(hashlib.blake2b(b"key", digest_size=8).digest(), "little")
-    assert fingerprint("key") == expected
+def test_fingerprint_is_deterministic_signed_blake2b_and_never_zero() -> None:
+    digest = hashlib.blake2b(b"key", digest_size=8).digest()
+    assert fingerprint("key") == int.from_bytes(digest, "little", signed=True)
     # A fixed value: the same in every process, unlike hash() (PYTHONHASHSEED).
     assert fingerprint("jane@example.com") == fingerprint("jane@example.com")
-    assert 0 < fingerprint("") < 2**64
+    keys = ["", *(f"k{i}" for i in range(999))]
+    assert all(-(2**63) <= fingerprint(key) < 2**63 and fingerprint(key) for key in keys)
     assert fingerprint("\ud800") != fingerprint("\ud801")  # lone surrogates do not crash
 
 
