@@ -699,9 +699,10 @@ _ESTIMATE_SAMPLE_BYTES: Final = 1 << 20
 def estimate_users(path: str) -> int | None:
     """About how many users an uncompressed export file holds, from its first MiB (None: unknown).
 
-    Counts `"email"` keys in the sample (every importable user has one, in either format) and
-    scales by the file size, with 5% to spare. Unknown for stdin, gzip and unreadable files. It
-    only sizes memory up front (duplicate detection); nothing depends on its accuracy.
+    Counts the lines of NDJSON, or the `"email"` keys of a JSON array (every importable user has
+    one), in the sample and scales by the file size, with 5% to spare. Unknown for stdin, gzip and
+    unreadable files. It only sizes memory up front (duplicate detection): nothing else depends
+    on its accuracy.
     """
     if path == "-":
         return None
@@ -711,7 +712,10 @@ def estimate_users(path: str) -> int | None:
             sample = file.read(_ESTIMATE_SAMPLE_BYTES)
     except OSError:
         return None
-    emails = sample.count(b'"email"')
-    if not emails or sample.startswith(_GZIP_MAGIC):
+    if sample.startswith(_GZIP_MAGIC):
         return None
-    return math.ceil(emails * size / len(sample) * 1.05)
+    ndjson = sample.lstrip(_BOM + _JSON_WS).startswith(b"{")
+    users = sample.count(b"\n") if ndjson else sample.count(b'"email"')
+    if not users:
+        return None
+    return math.ceil(users * size / len(sample) * 1.05)
