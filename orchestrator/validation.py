@@ -256,7 +256,8 @@ _MFA_REASON: Final = "invalid_mfa_factors"
 
 
 # ==================================================================================================
-# Predicates: the fast path. Each answers "is this value valid?" without building messages.
+# Predicates: the second tier, for users the native schema refused (json_schema.py). Each answers
+# "is this value valid?" without building messages.
 # Diagnosis below starts from the same predicate, so the two can never disagree on a valid value.
 # ==================================================================================================
 
@@ -427,8 +428,7 @@ def _bounded(limit: int) -> Callable[[object], bool]:
     half = limit // 2
 
     def check(value: object) -> bool:
-        # _fits() inlined: this runs for four fields of nearly every user.
-        return (
+        return (  # _fits(), with the limit's half computed once
             type(value) is str
             and 0 < len(value) <= limit
             and (len(value) <= half or value.isascii() or _utf16_len(value) <= limit)
