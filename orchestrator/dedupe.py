@@ -10,9 +10,16 @@ import hashlib
 import math
 from array import array
 from collections.abc import Mapping, Sequence
-from typing import Final
+from types import ModuleType
+from typing import Final, TypeGuard
 
 from orchestrator.validation import Problem
+
+_native: ModuleType | None
+try:  # the optional C accelerator of add_batch (built at install when a compiler is there)
+    from orchestrator import _dedupe as _native
+except ImportError:  # pragma: no cover - depends on the install
+    _native = None
 
 _MAX_LOAD: Final = 0.7
 _MIN_CAPACITY: Final = 16
@@ -116,6 +123,11 @@ class SeenKeys:
         self._table[slot] = fp
         self._count += 1
         if self._count > self._limit:
+            self._grow()
+
+    def reserve(self, keys: int) -> None:
+        """Grow now if storing `keys` more keys would pass the load limit (no growth between)."""
+        while self._count + keys > self._limit:
             self._grow()
 
     def _grow(self) -> None:
@@ -247,10 +259,23 @@ class DuplicateFinder:
         Returns:
             (index in the batch, problem) of each duplicate, in order (usually none).
         """
-        # Once per user in the calling process of a parallel plan: probes written out, no calls.
         emails, user_ids = self.emails, self.user_ids
-        duplicates: list[tuple[int, Problem]] = []
         self._pending = None
+        emails.reserve(len(email_fps))  # room for every key first: no growth inside the loop
+        user_ids.reserve(len(user_id_fps))
+        if _native is not None and _is_int64_array(email_fps) and _is_int64_array(user_id_fps):
+            found, emails_stored, user_ids_stored = _native.add_batch(
+                emails._table, user_ids._table, email_fps, user_id_fps
+            )
+            emails._count += emails_stored
+            user_ids._count += user_ids_stored
+            self._stores += len(email_fps) - len(found)
+            return [
+                (index, _duplicate_user_id() if which else _duplicate_email())
+                for index, which in found
+            ]
+        # The same loop in Python: probes written out, no calls (once per user).
+        duplicates: list[tuple[int, Problem]] = []
         for index, (email_fp, user_id_fp) in enumerate(zip(email_fps, user_id_fps, strict=True)):
             email_slot = user_id_slot = 0
             if email_fp:
@@ -281,17 +306,12 @@ class DuplicateFinder:
                     user_id_slot = ~user_id_slot
                 if user_id_slot >= 0:
                     continue
-            # store_at() written out (twice a user).
             if email_fp:
                 emails._table[~email_slot] = email_fp
                 emails._count += 1
-                if emails._count > emails._limit:
-                    emails._grow()
             if user_id_fp:
                 user_ids._table[~user_id_slot] = user_id_fp
                 user_ids._count += 1
-                if user_ids._count > user_ids._limit:
-                    user_ids._grow()
             self._stores += 1
         return duplicates
 
@@ -328,6 +348,10 @@ class DuplicateFinder:
     def memory_bytes(self) -> int:
         """Bytes held by both fingerprint tables."""
         return self.emails.memory_bytes + self.user_ids.memory_bytes
+
+
+def _is_int64_array(values: Sequence[int]) -> TypeGuard[array[int]]:
+    return isinstance(values, array) and values.typecode == "q"
 
 
 def key_fingerprints(user: Mapping[str, object]) -> tuple[int, int]:

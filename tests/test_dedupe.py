@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+from array import array
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from orchestrator import dedupe
 from orchestrator.dedupe import DuplicateFinder, SeenKeys, fingerprint, key_fingerprints
-from orchestrator.validation import REASONS
+from orchestrator.validation import REASONS, Problem
 
 
 def test_add_reports_repeats_only() -> None:
@@ -183,3 +186,48 @@ def test_fingerprinted_adds_match_adds_of_users_through_growth() -> None:
     assert problem is not None
     assert problem.reason == "duplicate_email"
     assert checked.add_fingerprints(0, fps[1]) is not None  # the user_id alone repeats
+
+
+# Fingerprints drawn from a small pool, so batches repeat keys (within and across batches), with
+# 0 for "no such key" and negative values (slots are Python's modulo of them).
+_FPS = st.sampled_from([0, 1, -1, 7, -7, 2**63 - 1, -(2**63), *range(-40, 40, 3)])
+_BATCHES = st.lists(
+    st.lists(st.tuples(_FPS, _FPS), max_size=40).map(
+        lambda users: (array("q", [e for e, _ in users]), array("q", [u for _, u in users]))
+    ),
+    max_size=8,
+)
+
+
+@pytest.mark.skipif(dedupe._native is None, reason="the C accelerator is not built here")
+@settings(max_examples=300)
+@given(_BATCHES, st.integers(1, 30))
+def test_the_c_accelerator_matches_the_python_loop(
+    batches: list[tuple[array[int], array[int]]], expected: int
+) -> None:
+    native, python = DuplicateFinder(expected), DuplicateFinder(expected)
+    for emails, user_ids in batches:
+        assert native.add_batch(emails, user_ids) == _python_add_batch(python, emails, user_ids)
+        for mine, theirs in ((native.emails, python.emails), (native.user_ids, python.user_ids)):
+            assert mine._table == theirs._table  # the same slots: the two may share a table
+            assert len(mine) == len(theirs)
+
+
+def _python_add_batch(
+    finder: DuplicateFinder, emails: array[int], user_ids: array[int]
+) -> list[tuple[int, Problem]]:
+    native, dedupe._native = dedupe._native, None
+    try:
+        return finder.add_batch(emails, user_ids)
+    finally:
+        dedupe._native = native
+
+
+def test_the_c_accelerator_refuses_what_is_not_an_int64_array() -> None:
+    if dedupe._native is None:
+        pytest.skip("the C accelerator is not built here")
+    table = array("q", [0]) * 16
+    with pytest.raises(TypeError, match="array\\('q'\\)"):
+        dedupe._native.add_batch(table, table, array("i", [1]), array("i", [2]))
+    with pytest.raises(ValueError, match="differ in length"):
+        dedupe._native.add_batch(table, table, array("q", [1]), array("q", []))
