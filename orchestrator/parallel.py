@@ -10,14 +10,11 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import gc
-import itertools
-import operator
 import os
 import signal
 import threading
-from array import array
 from collections import Counter, deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from multiprocessing import get_context
 from multiprocessing.connection import Connection
@@ -28,8 +25,9 @@ from typing import Final, cast
 import orjson
 
 from orchestrator import dedupe
+from orchestrator.dedupe import process_fingerprint
 from orchestrator.errors import InputError, OrchestratorError
-from orchestrator.planner import EncodedBatch, Planner, Rejection
+from orchestrator.planner import BatchEncoder, EncodedBatch, Planner
 from orchestrator.reader import ExportReader, NdjsonText, SourceRecord
 from orchestrator.validation import NormaliseOptions, UserValidator
 
@@ -303,71 +301,25 @@ def _error_parts(exc: InputError) -> tuple[str, str, str | None]:
 
 
 def _encode_task(task: _Texts, state: _WorkerState) -> EncodedBatch:
-    """Decode, validate, normalise and encode one task's users (as `Planner.take_records`).
-
-    A batch's users are handled column by column, each column in one C-level loop (`map`): the
-    per-user steps are too small to afford the interpreter's overhead one user at a time.
-    """
-    validator, fingerprint = state.validator, state.fingerprint
-    users = 0
-    positions = array("q")
-    encoded: list[bytes] = []
-    email_fps = array("q")
-    user_id_fps = array("q")
-    rejects: list[tuple[int, str, bytes]] = []
+    """Decode, validate, normalise and encode one task's users (as `Planner.take_records`)."""
+    encoder = BatchEncoder(
+        state.validator, state.fingerprint, _line if state.keep_rejects else None
+    )
     for label, lines_before, text in task:
         lines = text.split(b"\n")
         try:  # the usual text: every line one value
             values = list(map(orjson.loads, lines))
-            numbers: Sequence[int] = range(lines_before + 1, lines_before + 1 + len(values))
+            encoder.add(values, range(lines_before + 1, lines_before + 1 + len(values)))
         except orjson.JSONDecodeError:  # blank lines, or an error to locate
             records = NdjsonText(label, lines_before, text).decode()
-            values = [record.value for record in records]
-            numbers = [record.position for record in records]
-        users += len(values)
-        invalid = validator.problems(values)
-        if invalid:
-            for index, problems in invalid.items():
-                line = b""
-                if state.keep_rejects:
-                    position = numbers[index]
-                    where = f"line {position}"
-                    line = Rejection(position, where, problems, values[index]).to_json()
-                rejects.append((numbers[index], problems[0].reason, line))
-            kept = [index for index in range(len(values)) if index not in invalid]
-            values = [values[index] for index in kept]
-            numbers = [numbers[index] for index in kept]
-        # Every user left is valid: a string email, and a string user_id or none.
-        positions.extend(numbers)
-        encoded.extend(map(orjson.dumps, values))
-        email_fps.extend(map(fingerprint, map(str.lower, map(_EMAIL, values))))
-        user_id_fps.extend(map(fingerprint, map(_USER_ID, values)))
-    sizes = list(map(len, encoded))
-    # User i ends after its own and every earlier user's bytes, plus the i commas before it.
-    ends = array("Q", map(operator.add, itertools.accumulate(sizes), range(len(sizes))))
-    return EncodedBatch(
-        users,
-        positions,
-        ends,
-        email_fps,
-        user_id_fps,
-        b",".join(encoded),
-        max(sizes, default=0),
-        rejects,
-    )
+            encoder.add([record.value for record in records], [r.position for r in records])
+    return encoder.finish()
 
 
-_EMAIL: Final = operator.itemgetter("email")
-_USER_ID: Final = operator.methodcaller("get", "user_id", "")  # "": fingerprint 0, no key
+def _line(position: int) -> str:
+    return f"line {position}"
 
 
 def _deterministic_fingerprint(key: str) -> int:
     """`dedupe.fingerprint`, but 0 for "" ("no such key"), as `process_fingerprint` gives."""
     return dedupe.fingerprint(key) if key else 0
-
-
-#: The workers' fingerprint when forked: Python's own string hash, in C and about ten times
-#: cheaper than `dedupe.fingerprint`. It is seeded per interpreter, which forked processes share,
-#: so fingerprints from different workers can be compared. It is 0 for "" ("no such key") and for
-#: any other string only with probability 2**-64 (that key would then go unchecked).
-process_fingerprint: Final[Callable[[str], int]] = hash
