@@ -33,8 +33,9 @@ from orchestrator.validation import NormaliseOptions, UserValidator
 
 #: Smaller inputs are planned in-process: starting workers costs more than it saves.
 PARALLEL_MIN_BYTES: Final = 16 << 20
-#: Default number of worker processes (the calling process packs and writes beside them).
-DEFAULT_WORKERS: Final = 2
+#: Most worker processes started by default: one per core but the planning process's own (it
+#: packs and writes, and encodes too when the workers are busy), at most this many.
+MAX_AUTO_WORKERS: Final = 3
 #: Raw NDJSON bytes per task: large enough that the cost of a message is small per user.
 TASK_BYTES: Final = 128 << 10
 #: Buffer asked for each pipe: room for every task (and result) in flight, so no write waits.
@@ -55,7 +56,8 @@ WORKERS_ENV: Final = "ORCHESTRATOR_PLAN_WORKERS"
 
 
 def auto_workers(reader: ExportReader) -> int:
-    """Workers worth starting for `reader`: DEFAULT_WORKERS for a large file on 2+ cores, else 0.
+    """Workers worth starting for `reader`: one per core but one (at most MAX_AUTO_WORKERS) for a
+    large file on 2+ cores, else 0.
 
     $ORCHESTRATOR_PLAN_WORKERS, when set to a number, is used instead (e.g. 0 on a machine whose
     other cores are busy).
@@ -63,13 +65,14 @@ def auto_workers(reader: ExportReader) -> int:
     setting = os.environ.get(WORKERS_ENV, "").strip()
     if setting.isdigit():
         return int(setting)
-    if reader.path == "-" or usable_cpus() < 2:
+    cpus = usable_cpus()
+    if reader.path == "-" or cpus < 2:
         return 0
     try:
         size = os.stat(reader.path).st_size
     except OSError:
         return 0  # the reader reports it
-    return DEFAULT_WORKERS if size >= PARALLEL_MIN_BYTES else 0
+    return min(cpus - 1, MAX_AUTO_WORKERS) if size >= PARALLEL_MIN_BYTES else 0
 
 
 def usable_cpus() -> int:
@@ -96,7 +99,7 @@ def plan_in_workers(reader: ExportReader, planner: Planner, workers: int) -> Cou
                 planner.take_records(piece)
                 continue
             if pool is None:
-                pool = _Pool(workers, planner.validator.options, planner.keeps_rejects)
+                pool = _Pool(workers, planner)
             pool.submit(piece, planner)
     except InputError:
         if pool is not None:  # an earlier line's error must win, as it does in-process
@@ -137,7 +140,12 @@ def _tasks(
 
 
 class _Pool:
-    """Worker processes fed in turns; results are taken back in the same turns (input order).
+    """Worker processes fed in turns, and this process as one more; results in input order.
+
+    A task goes to the next worker while the workers have fewer than TASKS_IN_FLIGHT tasks each;
+    when they are all that busy, this process encodes the task itself rather than wait. So it
+    shares the encoding exactly as far as its own work (duplicates, packing, writing) leaves it
+    time, and one worker is enough to use two cores.
 
     Plain pipes, no feeder threads: each is widened to PIPE_BYTES, and a worker never has more
     than TASKS_IN_FLIGHT tasks of about TASK_BYTES, so neither side blocks writing in the usual
@@ -145,16 +153,21 @@ class _Pool:
     does block always has a reader that will drain it: the two sides never wait on each other.
     """
 
-    def __init__(self, workers: int, options: NormaliseOptions, keep_rejects: bool) -> None:
+    def __init__(self, workers: int, planner: Planner) -> None:
+        options, keep_rejects = planner.validator.options, planner.keeps_rejects
         # fork starts a worker in milliseconds; it is unsafe only if other threads may hold locks.
+        forked = threading.active_count() == 1
         context: ForkContext | SpawnContext = (
-            get_context("fork") if threading.active_count() == 1 else get_context("spawn")
+            get_context("fork") if forked else get_context("spawn")
         )
         self._tasks: list[Connection] = []
         self._results: list[Connection] = []
         self._processes: list[BaseProcess] = []
-        self._pending: deque[int] = deque()
+        # In input order: a worker's number, or a task this process encoded (or failed on).
+        self._pending: deque[int | EncodedBatch | InputError] = deque()
+        self._in_workers = 0
         self._next = 0
+        self._here = _WorkerState(planner.validator, keep_rejects, _fingerprint_for(forked))
         for _ in range(workers):
             task_reader, task_writer = context.Pipe(duplex=False)
             result_reader, result_writer = context.Pipe(duplex=False)
@@ -168,7 +181,7 @@ class _Pool:
                     options,
                     keep_rejects,
                     os.getpid(),
-                    isinstance(context, ForkContext),
+                    forked,
                 ),
                 name="orchestrator-plan-worker",
                 daemon=True,
@@ -181,21 +194,49 @@ class _Pool:
             result_writer.close()
 
     def submit(self, task: _Texts, planner: Planner) -> None:
-        """Send `task` to the next worker, first taking results if too many are in flight."""
-        worker = self._next
+        """Hand `task` to the next worker, or encode it here when every worker is busy enough."""
         if sum(len(text) for _, _, text in task) > 2 * TASK_BYTES:
-            while self._pending:  # only to an idle worker: see the class docstring
-                planner.take_encoded(self._take(self._pending.popleft()))
-        elif len(self._pending) >= TASKS_IN_FLIGHT * len(self._processes):
-            planner.take_encoded(self._take(self._pending.popleft()))
+            self.take_pending(planner)  # only to an idle worker: see the class docstring
+        else:
+            self._take_ready(planner)
+            if self._in_workers >= TASKS_IN_FLIGHT * len(self._processes):
+                self._encode_here(task)
+                if len(self._pending) > 2 * TASKS_IN_FLIGHT * len(self._processes):
+                    self._take_next(planner)  # bounds what waits here for an earlier result
+                return
+        worker = self._next
         self._tasks[worker].send(task)
         self._pending.append(worker)
+        self._in_workers += 1
         self._next = (worker + 1) % len(self._processes)
 
     def take_pending(self, planner: Planner) -> None:
         """Plan every result still outstanding (raising the first error among them)."""
         while self._pending:
-            planner.take_encoded(self._take(self._pending.popleft()))
+            self._take_next(planner)
+
+    def _take_ready(self, planner: Planner) -> None:
+        """Plan the results at the head of the queue that are there without waiting."""
+        while self._pending:
+            head = self._pending[0]
+            if isinstance(head, int) and not self._results[head].poll(0):
+                return
+            self._take_next(planner)
+
+    def _take_next(self, planner: Planner) -> None:
+        head = self._pending.popleft()
+        if isinstance(head, InputError):
+            raise head
+        if isinstance(head, int):
+            self._in_workers -= 1
+            head = self._take(head)
+        planner.take_encoded(head)
+
+    def _encode_here(self, task: _Texts) -> None:
+        try:
+            self._pending.append(_encode_task(task, self._here))
+        except InputError as exc:  # raised in its turn: an earlier task's error comes first
+            self._pending.append(exc)
 
     def drain(self, planner: Planner) -> Counter[str]:
         """Take every outstanding result, stop the workers, and sum their dropped fields."""
@@ -269,9 +310,7 @@ def _work(
     """A worker's life: encode tasks until told to stop (None), then report dropped fields."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     gc.freeze()  # what the parent built is never garbage here: keep the collector off it
-    # Forked workers share the interpreter's hash seed, so the cheaper fingerprint is comparable.
-    fingerprint = process_fingerprint if forked else _deterministic_fingerprint
-    state = _WorkerState(UserValidator(options), keep_rejects, fingerprint)
+    state = _WorkerState(UserValidator(options), keep_rejects, _fingerprint_for(forked))
     while True:
         if not tasks.poll(_POLL_S):
             if os.getppid() != parent:
@@ -318,6 +357,11 @@ def _encode_task(task: _Texts, state: _WorkerState) -> EncodedBatch:
 
 def _line(position: int) -> str:
     return f"line {position}"
+
+
+def _fingerprint_for(forked: bool) -> Callable[[str], int]:
+    """Forked workers share the planning process's hash seed: the cheap fingerprint compares."""
+    return process_fingerprint if forked else _deterministic_fingerprint
 
 
 def _deterministic_fingerprint(key: str) -> int:

@@ -165,7 +165,7 @@ def plan_export(
         store_chunk: called with each closed chunk, in index order.
         rejects: where rejected users go, one JSON object per line (None: count only).
         workers: processes that decode and validate NDJSON beside this one (0: none, all in this
-            process; None: 2 for a large NDJSON file on a multi-core machine, else 0). The
+            process; None: one per core but one for a large NDJSON file, else 0). The
             output is the same whatever the number.
     """
     from orchestrator import parallel  # here: it imports this module

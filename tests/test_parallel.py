@@ -108,10 +108,27 @@ def _plan_sink() -> ChunkSink:
     return store
 
 
-@pytest.mark.usefixtures("small_tasks")
+@pytest.fixture(params=[False, True], ids=["shared", "all-here"])
+def encoded_here(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
+    """True: the planning process encodes every task itself (its workers count as always busy)."""
+    if request.param:
+        monkeypatch.setattr(parallel, "TASKS_IN_FLIGHT", 0)
+    return bool(request.param)
+
+
+@pytest.mark.usefixtures("small_tasks", "encoded_here")
+def test_tasks_encoded_here_plan_as_one_process(tmp_path: Path) -> None:
+    path = tmp_path / "users.ndjson"
+    path.write_bytes(b"\n".join(_lines()) + b"\n")
+    options = PlanOptions(max_request_bytes=4_000)
+    assert _plan(path, 1, options, batch_bytes=1_000) == _plan(path, 0, options, batch_bytes=1_000)
+
+
+@pytest.mark.usefixtures("small_tasks", "encoded_here")
 def test_a_malformed_line_stops_planning_with_the_same_error(tmp_path: Path) -> None:
     lines = _lines()
     lines[400] = b'{"email": "broken@example.com",'
+    lines[-20] = b"not json either"  # a later error, perhaps met first by another encoder
     path = tmp_path / "users.ndjson"
     path.write_bytes(b"\n".join(lines) + b"\n")
     options = PlanOptions(max_request_bytes=4_000)
@@ -170,7 +187,8 @@ def test_workers_start_only_for_a_large_file(
     assert parallel.auto_workers(ExportReader(str(path))) == 0
     with path.open("r+b") as file:
         file.truncate(parallel.PARALLEL_MIN_BYTES)  # sparse: the size alone decides
-    expected = parallel.DEFAULT_WORKERS if parallel.usable_cpus() >= 2 else 0
+    cpus = parallel.usable_cpus()
+    expected = min(cpus - 1, parallel.MAX_AUTO_WORKERS) if cpus >= 2 else 0
     assert parallel.auto_workers(ExportReader(str(path))) == expected
     assert parallel.auto_workers(ExportReader("-")) == 0
 
