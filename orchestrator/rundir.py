@@ -18,6 +18,7 @@ import os
 import secrets
 import shutil
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from orchestrator.chunker import PackedChunk
@@ -63,13 +64,21 @@ def has_plan(run_dir: Path) -> bool:
 
 
 class ChunkWriter:
-    """Stores each packed chunk as DIR/chunks/NNNNNN.json (0600) while planning streams on."""
+    """Stores each packed chunk as DIR/chunks/NNNNNN.json (0600) while planning streams on.
+
+    A background thread flushes each file to disk (fsync) as soon as it is written, so the disk
+    writes overlap planning instead of following it (flushing 110 MB took ~0.75 s here); `sync`
+    waits for the last ones. The thread starts with the first chunk, after any planning worker
+    has forked (a fork must not copy a process with other threads).
+    """
 
     def __init__(self, run_dir: Path) -> None:
         self._run_dir = run_dir
         self._dir = run_dir / CHUNKS
         make_private_dir(self._dir)
         self.paths: list[Path] = []
+        self._flusher: ThreadPoolExecutor | None = None
+        self._flushes: list[Future[None]] = []
 
     def __call__(self, chunk: PackedChunk, external_id: str) -> WrittenChunk:
         relative = f"{CHUNKS}/{chunk.index:06d}.json"
@@ -78,16 +87,30 @@ class ChunkWriter:
         with os.fdopen(fd, "wb") as file:
             file.write(chunk.body)
         self.paths.append(path)
+        if self._flusher is None:
+            self._flusher = ThreadPoolExecutor(1, thread_name_prefix="orchestrator-chunk-fsync")
+        self._flushes.append(self._flusher.submit(_fsync, path))
         return describe_chunk(chunk, external_id, relative)
 
     def sync(self) -> None:
         """Make every chunk durable before the manifest that names them is written."""
-        for path in self.paths:
-            fd = os.open(path, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+        for flush in self._flushes:
+            flush.result()  # raises the flush's OSError, if any
+        self.close()
+
+    def close(self) -> None:
+        """Stop the flushing thread (pending flushes are dropped: call `sync` to keep them)."""
+        if self._flusher is not None:
+            self._flusher.shutdown(wait=True, cancel_futures=True)
+            self._flusher = None
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def create_plan(
@@ -108,9 +131,12 @@ def create_plan(
     writer = ChunkWriter(run_dir)
     rejects_path = run_dir / REJECTS
     fd = os.open(rejects_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb", buffering=1 << 20) as rejects:
-        stats = plan_export(reader, options, store_chunk=writer, rejects=rejects)
-    writer.sync()
+    try:
+        with os.fdopen(fd, "wb", buffering=1 << 20) as rejects:
+            stats = plan_export(reader, options, store_chunk=writer, rejects=rejects)
+        writer.sync()
+    finally:
+        writer.close()
     manifest = Manifest(
         version=MANIFEST_VERSION,
         run_id=new_run_id(),
