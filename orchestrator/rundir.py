@@ -15,10 +15,11 @@ Layout (all files private to the owner; the dir is 0700)::
 from __future__ import annotations
 
 import os
+import queue
 import secrets
 import shutil
+import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from orchestrator.chunker import PackedChunk
@@ -77,8 +78,9 @@ class ChunkWriter:
         self._dir = run_dir / CHUNKS
         make_private_dir(self._dir)
         self.paths: list[Path] = []
-        self._flusher: ThreadPoolExecutor | None = None
-        self._flushes: list[Future[None]] = []
+        self._flusher: threading.Thread | None = None
+        self._to_flush: queue.SimpleQueue[Path | None] = queue.SimpleQueue()
+        self._flush_error: OSError | None = None
 
     def __call__(self, chunk: PackedChunk, external_id: str) -> WrittenChunk:
         relative = f"{CHUNKS}/{chunk.index:06d}.json"
@@ -88,29 +90,42 @@ class ChunkWriter:
             file.write(chunk.body)
         self.paths.append(path)
         if self._flusher is None:
-            self._flusher = ThreadPoolExecutor(1, thread_name_prefix="orchestrator-chunk-fsync")
-        self._flushes.append(self._flusher.submit(_fsync, path))
+            self._flusher = threading.Thread(
+                target=self._flush, name="orchestrator-chunk-fsync", daemon=True
+            )
+            self._flusher.start()
+        self._to_flush.put(path)
         return describe_chunk(chunk, external_id, relative)
 
     def sync(self) -> None:
-        """Make every chunk durable before the manifest that names them is written."""
-        for flush in self._flushes:
-            flush.result()  # raises the flush's OSError, if any
+        """Make every chunk durable before the manifest that names them is written.
+
+        Raises:
+            OSError: a chunk file could not be flushed.
+        """
         self.close()
+        if self._flush_error is not None:
+            raise self._flush_error
 
     def close(self) -> None:
-        """Stop the flushing thread (pending flushes are dropped: call `sync` to keep them)."""
+        """Wait for the flushes asked so far and stop the flushing thread."""
         if self._flusher is not None:
-            self._flusher.shutdown(wait=True, cancel_futures=True)
+            self._to_flush.put(None)
+            self._flusher.join()
             self._flusher = None
 
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    def _flush(self) -> None:
+        while (path := self._to_flush.get()) is not None:
+            if self._flush_error is not None:
+                continue  # the first error is what sync() reports
+            try:
+                fd = os.open(path, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            except OSError as exc:
+                self._flush_error = exc
 
 
 def create_plan(

@@ -493,7 +493,7 @@ class UserValidator:
         """
         if type(value) is not dict:
             return _not_an_object(value)
-        self._normalise(value)
+        self._normalise((value,))
         if self._certainly_valid(value):
             return []
         return self._check_normalised(value)
@@ -507,10 +507,7 @@ class UserValidator:
         Returns:
             index in `values` -> its problems, for the invalid entries only (usually none).
         """
-        normalise = self._normalise
-        for value in values:
-            if type(value) is dict:
-                normalise(value)
+        self._normalise(values)
         if self._all_certainly_valid(values):  # the usual batch: one native call
             return {}
         found: dict[int, list[Problem]] = {}
@@ -523,13 +520,18 @@ class UserValidator:
                     found[index] = problems
         return found
 
-    def _normalise(self, user: dict[str, object]) -> None:
-        if self._strip_prefix:
-            user_id = user.get("user_id")
-            if type(user_id) is str and user_id.startswith(_USER_ID_PREFIX):
-                user["user_id"] = user_id[len(_USER_ID_PREFIX) :]
-        if self._drop_unknown and not ALLOWED_FIELDS.issuperset(user):
-            self._drop(user, [key for key in user if key not in ALLOWED_FIELDS])
+    def _normalise(self, values: Iterable[object]) -> None:
+        """Strip the `auth0|` prefix and drop unknown fields (as configured) of each object."""
+        strip, drop = self._strip_prefix, self._drop_unknown
+        for user in values:  # once per user: the steps are written out, no calls
+            if type(user) is not dict:
+                continue
+            if strip:
+                user_id = user.get("user_id")
+                if type(user_id) is str and user_id.startswith(_USER_ID_PREFIX):
+                    user["user_id"] = user_id[len(_USER_ID_PREFIX) :]
+            if drop and not ALLOWED_FIELDS.issuperset(user):
+                self._drop(user, [key for key in user if key not in ALLOWED_FIELDS])
 
     def _check_normalised(self, user: dict[str, object]) -> list[Problem]:
         """The problems of a user the native check did not accept ([] if valid after all)."""
