@@ -214,7 +214,7 @@ class Planner:
     def duplicates(self) -> DuplicateFinder:
         """Made on first use: after worker processes fork, which must not inherit its tables.
 
-        Sized for the expected users when known: ~12 bytes per key, without rehashing.
+        Sized for the expected users when known: ~10 bytes per key, without rehashing.
         """
         if self._expected_users is None:
             return DuplicateFinder()
