@@ -77,7 +77,7 @@ class ChunkWriter:
     """
 
     #: Chunks handed over but not yet written, at most (each up to the request limit in size).
-    WRITES_QUEUED: Final = 8
+    WRITES_QUEUED: Final = 2
 
     def __init__(self, run_dir: Path) -> None:
         self._run_dir = run_dir
