@@ -1,8 +1,9 @@
 """Planning on several cores: worker processes decode, validate and encode NDJSON batches.
 
 Owns the worker processes and their pipes. The calling process reads the raw lines, hands them
-out in turns, and takes the results back in the same turns, so input order is kept; duplicates,
-packing and writing stay with it (`Planner.take_encoded`). A JSON array is planned in-process.
+out in turns (encoding a batch itself when every worker is busy), and takes the results back in
+the same turns, so input order is kept; duplicates, packing and writing stay with it
+(`Planner.take_encoded`). A JSON array is planned in-process.
 """
 
 from __future__ import annotations
