@@ -85,7 +85,7 @@ class ChunkWriter:
         make_private_dir(self._dir)
         self._writer: threading.Thread | None = None
         self._to_write: queue.Queue[tuple[Path, bytes] | None] = queue.Queue(self.WRITES_QUEUED)
-        self._error: OSError | None = None
+        self._error: Exception | None = None
 
     def __call__(self, chunk: PackedChunk, external_id: str) -> WrittenChunk:
         relative = f"{CHUNKS}/{chunk.index:06d}.json"
@@ -101,7 +101,7 @@ class ChunkWriter:
         """Make every chunk durable before the manifest that names them is written.
 
         Raises:
-            OSError: a chunk file could not be written or flushed.
+            RunDirError: a chunk file could not be written or flushed (e.g. the disk is full).
         """
         self.close()
         if self._error is not None:
@@ -129,6 +129,11 @@ class ChunkWriter:
                 finally:
                     os.close(fd)
             except OSError as exc:
+                self._error = RunDirError(
+                    f"cannot write the chunk file {path}: {exc.strerror or exc}; "
+                    "free some disk space or choose another --run-dir, then plan again"
+                )
+            except Exception as exc:  # noqa: BLE001 (kept for sync(); the loop must keep draining)
                 self._error = exc
 
 

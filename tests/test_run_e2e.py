@@ -204,3 +204,15 @@ def test_malformed_input_exits_2_with_one_line_and_sends_nothing(
         assert str(source) in lines[0]
         assert where in lines[0]
         assert not server.state.jobs()
+
+
+def test_a_chunk_file_that_cannot_be_written_is_one_clear_error(tmp_path: Path) -> None:
+    from orchestrator.chunker import PackedChunk
+    from orchestrator.errors import RunDirError
+    from orchestrator.rundir import ChunkWriter
+
+    writer = ChunkWriter(tmp_path / "run")
+    (tmp_path / "run" / "chunks" / "000000.json").mkdir()  # the file's place is taken
+    writer(PackedChunk(0, b"[]", 0, 0, 0), "x-000000")
+    with pytest.raises(RunDirError, match=r"cannot write the chunk file .*000000\.json"):
+        writer.sync()
