@@ -283,44 +283,21 @@ class DuplicateFinder:
                 (index, _duplicate_user_id() if which else _duplicate_email())
                 for index, which in found
             ]
-        # The same loop in Python: probes written out, no calls (once per user).
+        # The same loop in Python (where the accelerator is not built).
         duplicates: list[tuple[int, Problem]] = []
         for index, (email_fp, user_id_fp) in enumerate(zip(email_fps, user_id_fps, strict=True)):
-            email_slot = user_id_slot = 0
-            if email_fp:
-                table, size = emails._table, emails._size
-                email_slot = email_fp % size
-                slot = table[email_slot]
-                while slot:
-                    if slot == email_fp:
-                        duplicates.append((index, _duplicate_email()))
-                        break
-                    email_slot = (email_slot + 1) % size
-                    slot = table[email_slot]
-                else:
-                    email_slot = ~email_slot  # free: marks "not seen"
-                if email_slot >= 0:
-                    continue
+            email_slot = emails.find_slot(email_fp) if email_fp else 0
+            if email_slot < 0:
+                duplicates.append((index, _duplicate_email()))
+                continue
+            user_id_slot = user_ids.find_slot(user_id_fp) if user_id_fp else 0
+            if user_id_slot < 0:
+                duplicates.append((index, _duplicate_user_id()))
+                continue
+            if email_fp:  # reserve() made room: storing cannot grow the table here
+                emails.store_at(email_slot, email_fp)
             if user_id_fp:
-                table, size = user_ids._table, user_ids._size
-                user_id_slot = user_id_fp % size
-                slot = table[user_id_slot]
-                while slot:
-                    if slot == user_id_fp:
-                        duplicates.append((index, _duplicate_user_id()))
-                        break
-                    user_id_slot = (user_id_slot + 1) % size
-                    slot = table[user_id_slot]
-                else:
-                    user_id_slot = ~user_id_slot
-                if user_id_slot >= 0:
-                    continue
-            if email_fp:
-                emails._table[~email_slot] = email_fp
-                emails._count += 1
-            if user_id_fp:
-                user_ids._table[~user_id_slot] = user_id_fp
-                user_ids._count += 1
+                user_ids.store_at(user_id_slot, user_id_fp)
             self._stores += 1
         return duplicates
 

@@ -60,7 +60,7 @@ def _bounded(limit: int) -> dict[str, object]:
     return {"type": "string", "minLength": 1, "maxLength": limit // 2}
 
 
-def _encoded(value: dict[str, object], *, plain: bool) -> list[dict[str, object]]:
+def _encoded(value: dict[str, object], *, plain: bool) -> dict[str, object]:
     """Alternatives for an object whose `value` is checked as its `encoding` declares."""
     options: list[dict[str, object]] = [
         {
@@ -74,7 +74,7 @@ def _encoded(value: dict[str, object], *, plain: bool) -> list[dict[str, object]
     ]
     if plain:  # no encoding, or utf8: the value is not checked further
         options.append({"properties": {"encoding": {"const": "utf8"}}})
-    return [{"allOf": [value, {"anyOf": options}]}]
+    return {"allOf": [value, {"anyOf": options}]}
 
 
 def _strict_object(keys: frozenset[str], **properties: object) -> dict[str, object]:
@@ -88,17 +88,17 @@ def _strict_object(keys: frozenset[str], **properties: object) -> dict[str, obje
 
 def _custom_password_hash() -> dict[str, object]:
     encodings = {"enum": list(rules.ENCODINGS)}
-    key = _encoded(_strict_object(rules.KEY_KEYS, encoding=encodings), plain=True)[0]
+    key = _encoded(_strict_object(rules.KEY_KEYS, encoding=encodings), plain=True)
     salt = _encoded(
         _strict_object(
             rules.SALT_KEYS, encoding=encodings, position={"enum": list(rules.SALT_POSITIONS)}
         ),
         plain=True,
-    )[0]
+    )
     hash_object = _strict_object(
         rules.HASH_KEYS, encoding=encodings, digest={"enum": list(rules.HMAC_DIGESTS)}, key=key
     )
-    digest_hash = _encoded({}, plain=False)[0]
+    digest_hash = _encoded({}, plain=False)
 
     def family(algorithms: list[str], hash_: dict[str, object], **extra: object) -> object:
         return {"properties": {"algorithm": {"enum": algorithms}, "hash": hash_}, **extra}
