@@ -2,9 +2,9 @@
 
 Owns the schema rules (reference §7) and the reason codes of local rejects; it does not read input,
 detect duplicates (`dedupe.py`) or measure sizes (the planner). Nearly every valid user is accepted
-by the native schema check of `json_schema.py`; the Python predicates below accept the valid users
-that check is too strict for, and the detailed, message-producing diagnosis runs only for users
-that fail both.
+by a native check of the same rules: the C extension `_fastcheck.c` where it is built, else the
+schema check of `json_schema.py`. The Python predicates below accept the valid users that check is
+too strict for, and the detailed, message-producing diagnosis runs only for users that fail both.
 """
 
 from __future__ import annotations
@@ -14,7 +14,14 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Final
+
+_fastcheck: ModuleType | None
+try:  # the C version of the native check (built at install when a compiler is there)
+    from orchestrator import _fastcheck
+except ImportError:  # pragma: no cover - depends on the install
+    _fastcheck = None
 
 #: Every reason code a local reject can carry, with a one-line description for docs and reports.
 REASONS: Final[dict[str, str]] = {
@@ -256,8 +263,8 @@ _MFA_REASON: Final = "invalid_mfa_factors"
 
 
 # ==================================================================================================
-# Predicates: the second tier, for users the native schema refused (json_schema.py). Each answers
-# "is this value valid?" without building messages.
+# Predicates: the second tier, for users the native check refused (_fastcheck.c, json_schema.py).
+# Each answers "is this value valid?" without building messages.
 # Diagnosis below starts from the same predicate, so the two can never disagree on a valid value.
 # ==================================================================================================
 
@@ -462,9 +469,10 @@ class UserValidator:
     with `drop_unknown_fields` top-level keys outside the import schema are deleted and counted in
     `dropped_fields` (field name -> number of users it was dropped from).
 
-    Three tiers, cheapest first: the native schema check (`json_schema`) accepts nearly every
-    valid user; a one-pass Python check accepts the valid users it is too strict for (non-ASCII
-    addresses, long names); only the users both refuse get the diagnosis, which lists the problems.
+    Three tiers, cheapest first: the native check (`_fastcheck`, or `json_schema` where the C
+    extension is not built) accepts nearly every valid user; a one-pass Python check accepts the
+    valid users it is too strict for (non-ASCII addresses, long names); only the users both refuse
+    get the diagnosis, which lists the problems.
     """
 
     def __init__(self, options: NormaliseOptions) -> None:
@@ -475,7 +483,7 @@ class UserValidator:
         """
         self.options = options
         self._certainly_valid: Callable[[dict[str, object]], bool] = self._load_native_check
-        self._all_certainly_valid: Callable[[list[object]], bool] = self._load_native_batch_check
+        self._uncertain: Callable[[list[object]], list[int]] = self._load_native_uncertain
         # Counted per set of dropped keys: one increment per user instead of one per field.
         self._dropped_sets: Counter[tuple[str, ...]] = Counter()
         self._dropped_folded: Counter[str] = Counter()
@@ -508,13 +516,12 @@ class UserValidator:
             index in `values` -> its problems, for the invalid entries only (usually none).
         """
         self._normalise(values)
-        if self._all_certainly_valid(values):  # the usual batch: one native call
-            return {}
         found: dict[int, list[Problem]] = {}
-        for index, value in enumerate(values):
+        for index in self._uncertain(values):  # one native call; usually none
+            value = values[index]
             if type(value) is not dict:
                 found[index] = _not_an_object(value)
-            elif not self._certainly_valid(value):
+            else:
                 problems = self._check_normalised(value)
                 if problems:
                     found[index] = problems
@@ -543,23 +550,28 @@ class UserValidator:
         return self._diagnose(user)
 
     def _load_native_check(self, user: dict[str, object]) -> bool:
-        """The first call of `_certainly_valid`: load the native check (~11 MB), then use it."""
+        """The first call of `_certainly_valid`: load the native check, then use it."""
         self._load_native()
         return self._certainly_valid(user)
 
-    def _load_native_batch_check(self, users: list[object]) -> bool:
-        """The first call of `_all_certainly_valid`: as `_load_native_check`."""
+    def _load_native_uncertain(self, users: list[object]) -> list[int]:
+        """The first call of `_uncertain`: as `_load_native_check`."""
         self._load_native()
-        return self._all_certainly_valid(users)
+        return self._uncertain(users)
 
     def _load_native(self) -> None:
-        """Load the native checks on first use, not at construction: a planner whose users are
-        all validated by worker processes never pays for them. (json_schema imports this module.)
+        """Load the native check on first use, not at construction: a planner whose users are all
+        validated by worker processes never pays for it. The C extension when it is built, else
+        the schema check (~11 MB; json_schema imports this module).
         """
-        from orchestrator.json_schema import all_certainly_valid, certainly_valid
+        if _fastcheck is not None:
+            self._certainly_valid = _fastcheck.certain
+            self._uncertain = _fastcheck.uncertain
+        else:
+            from orchestrator import json_schema
 
-        self._certainly_valid = certainly_valid
-        self._all_certainly_valid = all_certainly_valid
+            self._certainly_valid = json_schema.certainly_valid
+            self._uncertain = json_schema.uncertain
 
     @property
     def dropped_fields(self) -> Counter[str]:
