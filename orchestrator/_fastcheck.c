@@ -1,5 +1,6 @@
 /*
- * The fast accept path of validation in C: is this normalised user certainly valid?
+ * Validation's per-user loops in C: the fast accept path (is this normalised user certainly
+ * valid?) and the user_id normalisation before it.
  *
  * An optional accelerator in front of json_schema.py's native schema check, with the same
  * contract: a user it accepts is valid; a user it does not accept is handed to the slower tiers
@@ -11,13 +12,17 @@
  * tables equal validation.py's.
  *
  * Why C: the schema check costs ~2-3 us per user through jsonschema-rs, as much as decoding the
- * user; these hand-written checks of the same rules cost a small fraction of that.
+ * user; these hand-written checks of the same rules cost a small fraction of that. The user_id
+ * loop is as simple as it gets, yet costs ~0.4 us per user as Python.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <string.h>
 
 #define MAX_DEPTH 32
+
+/* "user_id" and "auth0|" as str (made at import). */
+static PyObject *USER_ID_KEY, *PREFIX;
 
 /* ---- limits and vocabularies (equal to validation.py's; exported for the tests) ------------ */
 
@@ -973,9 +978,56 @@ uncertain(PyObject *module, PyObject *users)
     return out;
 }
 
+/* ---- normalisation ------------------------------------------------------------------------ */
+
+#define USER_ID_PREFIX "auth0|"
+
+PyDoc_STRVAR(strip_user_id_prefix_doc,
+"strip_user_id_prefix(users, /) -> None\n"
+"\n"
+"Remove a leading 'auth0|' from the user_id of each dict of the list `users` (in place).");
+
+static PyObject *
+strip_user_id_prefix(PyObject *module, PyObject *users)
+{
+    if (!PyList_Check(users)) {
+        PyErr_SetString(PyExc_TypeError, "users must be a list");
+        return NULL;
+    }
+    const Py_ssize_t prefix_len = sizeof(USER_ID_PREFIX) - 1;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(users); i++) {
+        PyObject *user = PyList_GET_ITEM(users, i);
+        if (!PyDict_CheckExact(user)) {
+            continue;
+        }
+        PyObject *user_id = PyDict_GetItemWithError(user, USER_ID_KEY); /* borrowed */
+        if (user_id == NULL) {
+            if (PyErr_Occurred()) {
+                return NULL;
+            }
+            continue;
+        }
+        if (!PyUnicode_CheckExact(user_id)) {
+            continue;
+        }
+        Py_ssize_t len = PyUnicode_GET_LENGTH(user_id);
+        if (len < prefix_len || PyUnicode_Tailmatch(user_id, PREFIX, 0, prefix_len, -1) != 1) {
+            continue;
+        }
+        PyObject *rest = PyUnicode_Substring(user_id, prefix_len, len);
+        if (rest == NULL || PyDict_SetItem(user, USER_ID_KEY, rest) < 0) {
+            Py_XDECREF(rest);
+            return NULL;
+        }
+        Py_DECREF(rest);
+    }
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"certain", certain, METH_O, certain_doc},
     {"uncertain", uncertain, METH_O, uncertain_doc},
+    {"strip_user_id_prefix", strip_user_id_prefix, METH_O, strip_user_id_prefix_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1011,6 +1063,11 @@ PyMODINIT_FUNC
 PyInit__fastcheck(void)
 {
     fill_classes();
+    USER_ID_KEY = PyUnicode_InternFromString("user_id");
+    PREFIX = PyUnicode_InternFromString(USER_ID_PREFIX);
+    if (USER_ID_KEY == NULL || PREFIX == NULL) {
+        return NULL;
+    }
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) {
         return NULL;
@@ -1035,7 +1092,8 @@ PyInit__fastcheck(void)
         PyModule_AddIntConstant(m, "EMAIL_ASCII_MAX", EMAIL_ASCII_MAX) < 0 ||
         PyModule_AddIntConstant(m, "MAX_USER_ID", MAX_USER_ID) < 0 ||
         PyModule_AddIntConstant(m, "MAX_USERNAME", MAX_USERNAME) < 0 ||
-        PyModule_AddIntConstant(m, "MFA_MAX", MFA_MAX) < 0) {
+        PyModule_AddIntConstant(m, "MFA_MAX", MFA_MAX) < 0 ||
+        PyModule_AddStringConstant(m, "USER_ID_PREFIX", USER_ID_PREFIX) < 0) {
         Py_DECREF(m);
         return NULL;
     }

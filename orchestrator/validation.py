@@ -501,7 +501,7 @@ class UserValidator:
         """
         if type(value) is not dict:
             return _not_an_object(value)
-        self._normalise((value,))
+        self._normalise([value])
         if self._certainly_valid(value):
             return []
         return self._check_normalised(value)
@@ -527,9 +527,14 @@ class UserValidator:
                     found[index] = problems
         return found
 
-    def _normalise(self, values: Iterable[object]) -> None:
+    def _normalise(self, values: list[object]) -> None:
         """Strip the `auth0|` prefix and drop unknown fields (as configured) of each object."""
         strip, drop = self._strip_prefix, self._drop_unknown
+        if strip and _fastcheck is not None:
+            _fastcheck.strip_user_id_prefix(values)
+            strip = False
+        if not (strip or drop):
+            return
         for user in values:  # once per user: the steps are written out, no calls
             if type(user) is not dict:
                 continue

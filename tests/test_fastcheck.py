@@ -44,6 +44,7 @@ def test_its_tables_are_the_rules() -> None:
     assert fastcheck.MAX_USER_ID == validation.MAX_USER_ID
     assert fastcheck.MAX_USERNAME == validation.MAX_USERNAME
     assert fastcheck.MFA_MAX == validation.MFA_MAX
+    assert fastcheck.USER_ID_PREFIX == validation._USER_ID_PREFIX
 
 
 @pytest.mark.parametrize("field", sorted(_STRING_FIELDS))
@@ -225,3 +226,38 @@ def test_without_the_extension_the_schema_check_gives_the_same_answers(
     without = UserValidator(NormaliseOptions(drop_unknown_fields=True)).problems(users)
     assert with_c == without
     assert sorted(without) == [300, 301, 302]
+
+
+class _Text(str):
+    pass
+
+
+_USER_IDS = st.sampled_from(
+    ["auth0|abc", "auth0|", "Auth0|abc", "xauth0|abc", "auth0", "auth0|auth0|x", "", "é"]
+) | st.text(max_size=8).map(lambda text: "auth0|" + text)
+
+
+@settings(max_examples=200)
+@given(
+    st.lists(
+        st.fixed_dictionaries({}, optional={"user_id": _USER_IDS | st.integers() | st.none()})
+        | st.builds(lambda text: {"user_id": _Text(text)}, _USER_IDS)
+        | st.builds(lambda text: UserDict({"user_id": text}), _USER_IDS)
+        | st.none(),
+        max_size=6,
+    ),
+    st.booleans(),
+)
+def test_the_prefix_is_stripped_exactly_as_in_python(users: list[Any], keep: bool) -> None:
+    options = NormaliseOptions(keep_user_id_prefix=keep)
+    in_c = copy.deepcopy(users)
+    UserValidator(options)._normalise(in_c)
+    native, validation._fastcheck = validation._fastcheck, None
+    try:
+        UserValidator(options)._normalise(users)
+    finally:
+        validation._fastcheck = native
+    assert in_c == users
+    assert [type(user.get("user_id")) for user in in_c if isinstance(user, dict | UserDict)] == [
+        type(user.get("user_id")) for user in users if isinstance(user, dict | UserDict)
+    ]
