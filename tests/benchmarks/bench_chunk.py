@@ -192,7 +192,6 @@ def test_cli_startup(tmp_path: Path, bench_rates: dict[str, float]) -> None:
     bench_rates["startup_rss_mb"] = run.peak_rss_mb
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def _chunk_once(export: Export, run_dir: Path, timeout: float) -> tuple[ChildRun, int]:
     """One measured `orchestrator chunk` run: (the run, chunk files written)."""
     try:
@@ -251,7 +250,10 @@ def test_chunk_throughput(
     summary = summary_event(chunk.stdout) or {}
     rejected = summary.get("rejected")
     rejected = rejected if isinstance(rejected, int) else None
-    row = BenchRow(case.name, export.size, export.users, chunk, line, batch, chunks, rejected)
+    paired = tuple(c.wall_s / base.wall_s for c, base in zip(chunks_runs, line_runs, strict=True))
+    row = BenchRow(
+        case.name, export.size, export.users, chunk, line, batch, chunks, rejected, paired
+    )
     bench_rows.append(row)
     print("\n" + format_table([row]))
     if not case.large:
