@@ -2,18 +2,18 @@
  * Validation's per-user loops in C: the fast accept path (is this normalised user certainly
  * valid?) and the user_id normalisation before it.
  *
- * An optional accelerator in front of json_schema.py's native schema check, with the same
- * contract: a user it accepts is valid; a user it does not accept is handed to the slower tiers
- * (the schema check, then the Python rules of validation.py), which decide and explain. It never
- * raises and never produces messages. The checks are the schema's (json_schema.py), which are
- * stricter than the Python rules: ASCII-only addresses and names, names of at most half their
- * limit in code points. Shapes it does not know (a custom_password_hash with a password encoding,
- * metadata nested deeper than MAX_DEPTH, an integer beyond 64 bits) are simply not certain. tests/test_fastcheck.py checks it never accepts what the rules refuse, and that its
- * tables equal validation.py's.
+ * An optional accelerator with the contract of json_schema.py's native schema check, which it
+ * replaces where it is built: a user it accepts is valid; a user it does not accept is handed to
+ * the Python rules of validation.py, which decide and explain. It never raises and never produces
+ * messages. The checks are the schema's (json_schema.py), which are stricter than the Python
+ * rules: ASCII-only addresses and names, names of at most half their limit in code points.
+ * Shapes it does not know (a custom_password_hash with a password encoding, metadata nested deeper
+ * than MAX_DEPTH, an integer beyond 64 bits) are simply not certain. tests/test_fastcheck.py checks
+ * that it never accepts what the rules refuse and that its tables equal validation.py's.
  *
  * Why C: the schema check costs ~2-3 us per user through jsonschema-rs, as much as decoding the
- * user; these hand-written checks of the same rules cost a small fraction of that. The user_id
- * loop is as simple as it gets, yet costs ~0.4 us per user as Python.
+ * user; these hand-written checks of the same rules cost ~0.4 us. The user_id loop is as simple
+ * as it gets, yet costs ~0.4 us per user as Python.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -549,8 +549,8 @@ ldap_text_ok(const char *s, Py_ssize_t len)
     return b64_field_ok(s, close - s + 1, end);
 }
 
-/* Fill values[i] with the item of the exact dict `obj` named names[i] (NULL when absent).
- * 0 if `obj` is no exact dict or has a key outside `names` (NULL-terminated; `values` has a slot for each). */
+/* Fill values[i] with the item of the exact dict `obj` named names[i] (NULL when absent); 0 if
+ * `obj` is no exact dict or has a key outside `names` (NULL-terminated; a slot in `values` each). */
 static int
 items_named(PyObject *obj, const char *const *names, PyObject **values)
 {
@@ -1034,12 +1034,12 @@ static PyMethodDef methods[] = {
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT,
     "orchestrator._fastcheck",
-    "C fast accept path of user validation (optional: json_schema.py answers the same question).",
+    "Validation's per-user loops in C (optional: validation.py and json_schema.py do the same).",
     -1,
     methods,
 };
 
-/* A tuple of the NULL-terminated strings. */
+/* The words of a table, as a tuple of str. */
 static PyObject *
 words_tuple(const word *words)
 {
