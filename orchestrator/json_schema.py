@@ -3,10 +3,12 @@
 Owns one question: is this (normalised) user certainly valid? jsonschema-rs answers it in Rust for
 about a third of what the same checks cost in Python. Where the optional C extension
 `_fastcheck.c` is built, it answers the same question from the same rules, ~5x faster again, and
-this module is not loaded at all (`validation.UserValidator`). The schema is deliberately *stricter* than
-the rules in `validation.py` (ASCII-only addresses and names, no '@' in usernames, lengths counted
-so that any string passes in UTF-16 units): a user it accepts is valid; a user it refuses is
-handed to the Python rules, which decide and explain. It never produces messages.
+this module is not loaded at all (`validation.UserValidator`).
+
+The schema is deliberately *stricter* than the rules in `validation.py` (ASCII-only addresses and
+names, no '@' in usernames, lengths counted so that any string passes in UTF-16 units): a user it
+accepts is valid; a user it refuses is handed to the Python rules, which decide and explain. It
+never produces messages.
 
 Every pattern below is the anchored form of the Python pattern of the same rule in
 `validation.py`, restricted to ASCII where the Python one is wider; `tests/test_json_schema.py`

@@ -279,10 +279,10 @@ class BenchRow:
 
     @property
     def paired_ratio(self) -> float:
-        """The median round's ratio: on a machine whose speed drifts over minutes, runs taken
-        back to back compare more fairly than fastest to fastest (a short run catches a quick
-        moment more easily than a long one). Shown beside `ratio`; the target is judged on
-        `ratio`."""
+        """The median round's ratio: a second view of the same runs for a machine whose speed
+        drifts within minutes. Fastest to fastest can pair a long run's ordinary moment with a
+        short run's quick one; a round compares runs taken back to back. Shown beside `ratio`;
+        the target is judged on `ratio`."""
         return statistics.median(self.paired_ratios) if self.paired_ratios else self.ratio
 
     @property
