@@ -112,19 +112,22 @@ static const word PBKDF2_DIGESTS[] = {
 
 /* ---- strings ------------------------------------------------------------------------------ */
 
+/* An exact str whose length and characters can be read directly. */
+static inline int
+is_str(PyObject *obj)
+{
+#if PY_VERSION_HEX < 0x030C0000
+    return PyUnicode_CheckExact(obj) && PyUnicode_IS_READY(obj);
+#else
+    return PyUnicode_CheckExact(obj);
+#endif
+}
+
 /* The bytes of an exact str that is all ASCII, else NULL. */
 static inline const char *
 ascii(PyObject *obj, Py_ssize_t *len)
 {
-    if (!PyUnicode_CheckExact(obj)) {
-        return NULL;
-    }
-#if PY_VERSION_HEX < 0x030C0000
-    if (!PyUnicode_IS_READY(obj)) {
-        return NULL;
-    }
-#endif
-    if (!PyUnicode_IS_ASCII(obj)) {
+    if (!is_str(obj) || !PyUnicode_IS_ASCII(obj)) {
         return NULL;
     }
     *len = PyUnicode_GET_LENGTH(obj);
@@ -347,14 +350,9 @@ bcrypt_ok(PyObject *obj)
 static int
 bounded_ok(PyObject *obj, Py_ssize_t limit)
 {
-    if (!PyUnicode_CheckExact(obj)) {
+    if (!is_str(obj)) {
         return 0;
     }
-#if PY_VERSION_HEX < 0x030C0000
-    if (!PyUnicode_IS_READY(obj)) {
-        return 0;
-    }
-#endif
     Py_ssize_t len = PyUnicode_GET_LENGTH(obj);
     return len > 0 && (len <= limit / 2 || (len <= limit && PyUnicode_IS_ASCII(obj)));
 }
@@ -550,14 +548,14 @@ ldap_text_ok(const char *s, Py_ssize_t len)
 }
 
 /* Fill values[i] with the item of the exact dict `obj` named names[i] (NULL when absent); 0 if
- * `obj` is no exact dict or has a key outside `names` (NULL-terminated; a slot in `values` each). */
+ * `obj` is no exact dict or has a key outside `names` (a word table; a slot in `values` each). */
 static int
-items_named(PyObject *obj, const char *const *names, PyObject **values)
+items_named(PyObject *obj, const word *names, PyObject **values)
 {
     if (!PyDict_CheckExact(obj)) {
         return 0;
     }
-    for (int i = 0; names[i] != NULL; i++) {
+    for (int i = 0; names[i].text != NULL; i++) {
         values[i] = NULL;
     }
     Py_ssize_t pos = 0;
@@ -566,10 +564,11 @@ items_named(PyObject *obj, const char *const *names, PyObject **values)
         Py_ssize_t len;
         const char *text = ascii(key, &len);
         int i = 0;
-        while (names[i] != NULL && (text == NULL || !equals(text, len, names[i]))) {
+        while (names[i].text != NULL && (text == NULL || names[i].len != len ||
+                                         memcmp(text, names[i].text, (size_t)len) != 0)) {
             i++;
         }
-        if (names[i] == NULL) {
+        if (names[i].text == NULL) {
             return 0;
         }
         values[i] = value;
@@ -582,7 +581,7 @@ items_named(PyObject *obj, const char *const *names, PyObject **values)
 static int
 encoded_value_ok(PyObject *value, PyObject *encoding, int allow_plain)
 {
-    if (value == NULL || !PyUnicode_CheckExact(value) || PyUnicode_GET_LENGTH(value) == 0) {
+    if (value == NULL || !is_str(value) || PyUnicode_GET_LENGTH(value) == 0) {
         return 0;
     }
     if (encoding == NULL || is_word(encoding, "utf8")) {
@@ -606,7 +605,7 @@ encoded_value_ok(PyObject *value, PyObject *encoding, int allow_plain)
 static int
 encoded_ok(PyObject *obj, int allow_plain)
 {
-    static const char *const keys[] = {"value", "encoding", NULL};
+    static const word keys[] = {W("value"), W("encoding"), {NULL, 0}};
     PyObject *items[2];
     return items_named(obj, keys, items) && encoded_value_ok(items[0], items[1], allow_plain);
 }
@@ -615,7 +614,7 @@ encoded_ok(PyObject *obj, int allow_plain)
 static int
 salt_ok(PyObject *obj)
 {
-    static const char *const keys[] = {"value", "encoding", "position", NULL};
+    static const word keys[] = {W("value"), W("encoding"), W("position"), {NULL, 0}};
     PyObject *items[3];
     if (!items_named(obj, keys, items)) {
         return 0;
@@ -631,7 +630,7 @@ salt_ok(PyObject *obj)
 static int
 hmac_hash_ok(PyObject *obj)
 {
-    static const char *const keys[] = {"value", "encoding", "digest", "key", NULL};
+    static const word keys[] = {W("value"), W("encoding"), W("digest"), W("key"), {NULL, 0}};
     PyObject *items[4];
     if (!items_named(obj, keys, items) || items[2] == NULL || items[3] == NULL) {
         return 0;
@@ -664,7 +663,7 @@ count_ok(PyObject *obj, int power_of_two)
 static int
 utf8_hash_ok(PyObject *hash, int (*test)(const char *, Py_ssize_t))
 {
-    static const char *const keys[] = {"value", "encoding", NULL};
+    static const word keys[] = {W("value"), W("encoding"), {NULL, 0}};
     PyObject *items[2];
     if (!items_named(hash, keys, items)) {
         return 0;
@@ -683,8 +682,9 @@ utf8_hash_ok(PyObject *hash, int (*test)(const char *, Py_ssize_t))
 static int
 custom_password_hash_ok(PyObject *obj)
 {
-    static const char *const keys[] = {
-        "algorithm", "hash", "salt", "keylen", "cost", "blockSize", "parallelization", NULL,
+    static const word keys[] = {
+        W("algorithm"), W("hash"), W("salt"), W("keylen"), W("cost"), W("blockSize"),
+        W("parallelization"), {NULL, 0},
     };
     PyObject *items[7];
     if (!items_named(obj, keys, items)) {
@@ -791,7 +791,7 @@ mfa_factors_ok(PyObject *obj)
 static int
 metadata_key_ok(PyObject *key)
 {
-    if (!PyUnicode_CheckExact(key)) {
+    if (!is_str(key)) {
         return 0;
     }
     Py_ssize_t len;
@@ -816,14 +816,22 @@ metadata_key_ok(PyObject *key)
 
 static int metadata_value_ok(PyObject *obj, int depth);
 
+/* Every key without '.' or '$' and none of `reserved` (NULL: none), every value fine. */
 static int
-metadata_object_ok(PyObject *obj, int depth)
+metadata_object_ok(PyObject *obj, int depth, const word *reserved)
 {
     Py_ssize_t pos = 0;
     PyObject *key, *value;
     while (PyDict_Next(obj, &pos, &key, &value)) {
         if (!metadata_key_ok(key) || !metadata_value_ok(value, depth)) {
             return 0;
+        }
+        if (reserved != NULL) {
+            Py_ssize_t len;
+            const char *name = ascii(key, &len);
+            if (name != NULL && one_of(name, len, reserved)) {
+                return 0;
+            }
         }
     }
     return 1;
@@ -846,7 +854,7 @@ metadata_value_ok(PyObject *obj, int depth)
         return 0;
     }
     if (PyDict_CheckExact(obj)) {
-        return metadata_object_ok(obj, depth + 1);
+        return metadata_object_ok(obj, depth + 1, NULL);
     }
     if (PyList_CheckExact(obj)) {
         for (Py_ssize_t i = 0; i < PyList_GET_SIZE(obj); i++) {
@@ -857,24 +865,6 @@ metadata_value_ok(PyObject *obj, int depth)
         return 1;
     }
     return 0;
-}
-
-static int
-app_metadata_ok(PyObject *obj)
-{
-    if (!PyDict_CheckExact(obj)) {
-        return 0;
-    }
-    Py_ssize_t pos = 0;
-    PyObject *key, *value;
-    while (PyDict_Next(obj, &pos, &key, &value)) {
-        Py_ssize_t len;
-        const char *name = ascii(key, &len);
-        if (name != NULL && one_of(name, len, FORBIDDEN_APP_METADATA_KEYS)) {
-            return 0;
-        }
-    }
-    return metadata_object_ok(obj, 1);
 }
 
 /* ---- the user ----------------------------------------------------------------------------- */
@@ -907,8 +897,10 @@ value_ok(const field *f, PyObject *value)
     case F_PASSWORD_HASH: return bcrypt_ok(value);
     case F_CUSTOM_PASSWORD_HASH: return custom_password_hash_ok(value);
     case F_MFA_FACTORS: return mfa_factors_ok(value);
-    case F_APP_METADATA: return app_metadata_ok(value);
-    case F_USER_METADATA: return PyDict_CheckExact(value) && metadata_object_ok(value, 1);
+    case F_APP_METADATA:
+        return PyDict_CheckExact(value) &&
+               metadata_object_ok(value, 1, FORBIDDEN_APP_METADATA_KEYS);
+    case F_USER_METADATA: return PyDict_CheckExact(value) && metadata_object_ok(value, 1, NULL);
     case F_BOUNDED: return bounded_ok(value, f->limit);
     case F_BOOL: return value == Py_True || value == Py_False;
     }
