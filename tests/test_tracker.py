@@ -617,7 +617,11 @@ def test_sigkill_at_random_moments_loses_nothing_recorded(tmp_path: Path) -> Non
             returned = int(child.stdout.readline())
         time.sleep(rng.uniform(0, 0.002))
         child.send_signal(signal.SIGKILL)
-        rest = child.communicate(timeout=60)[0].split()
+        child.wait(timeout=60)
+        # read(), not communicate(): communicate(timeout=...) reads the pipe directly and would
+        # miss lines readline() has already buffered, undercounting the steps that returned.
+        rest = child.stdout.read().split()
+        child.stdout.close()
         returned += sum(1 for word in rest if word.isdigit())
         with Tracker.open(run_dir) as reopened:
             applied = reopened.manifest.journal_seq
