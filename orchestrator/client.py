@@ -453,6 +453,9 @@ class ApiClient:
         attempt = 1
         refreshed = False
         while True:
+            # The budget first, the token after it: a token taken before a long wait in the queue
+            # can expire there (and be refused again after its one refresh).
+            await self._wait_for_budget()
             headers: dict[str, str] = {}
             token = await self._access_token() if authorize else None
             if token is not None:
@@ -499,7 +502,7 @@ class ApiClient:
         payload: bytes | None,
         authorize: bool,
     ) -> _Answer:
-        """One HTTP exchange: wait for the budget, send, interpret the answer."""
+        """One HTTP exchange (the budget already waited for): send, interpret the answer."""
         raw = await self._exchange(method, path, headers, params, payload)
         status = raw.status
         self.stats.answers_by_status[status] = self.stats.answers_by_status.get(status, 0) + 1
@@ -526,7 +529,6 @@ class ApiClient:
         session = self._session
         if session is None:
             raise _not_open()
-        await self._wait_for_budget()
         self.stats.requests_sent += 1
         try:
             with _translate_errors(method, path, self._base_url):

@@ -214,6 +214,20 @@ async def test_token_is_refreshed_before_it_expires() -> None:
     assert "expiring" in [e["reason"] for e in events.named("token_refreshed")]
 
 
+async def test_a_token_is_taken_after_the_wait_for_the_request_budget() -> None:
+    # 12 calls at 4 requests a second queue for up to ~3 s, twice a token's lifetime: a token
+    # taken before that wait would expire in it.
+    settings = client_settings(max_rps=4.0, token_refresh_margin=0.5)
+    async with (
+        sandbox(token_lifetime=1.5) as server,
+        ApiClient(grant(server), settings) as client,
+        anyio.create_task_group() as tg,
+    ):
+        for _ in range(12):
+            tg.start_soon(client.get_connection, DATABASE_CONNECTION_ID)
+    assert 401 not in client.stats.answers_by_status
+
+
 async def test_revoked_token_is_refreshed_once_then_the_call_succeeds() -> None:
     events = Events()
     async with (
