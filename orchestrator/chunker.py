@@ -56,7 +56,9 @@ class ChunkPacker:
         self._index = 0
         self._budget = budget_for(0)
         self._alone = min(self._budget, budget_for(1))
-        self._items: list[bytes] = []  # encoded users, or runs of them joined by ","
+        # The body's pieces: "[", then encoded users (or runs of them, views into their batch's
+        # bytes) separated by ","; "]" is added on closing, and the body is joined in one copy.
+        self._items: list[bytes | memoryview] = [b"["]
         self._users = 0
         self._size = 2  # "[]"
         self._first = 0
@@ -80,7 +82,9 @@ class ChunkPacker:
         if grown > self._budget and self._users:
             closed = self._close()
             grown = self._size + len(encoded)
-        if not self._users:
+        if self._users:
+            self._items.append(b",")
+        else:
             self._first = position
         self._items.append(encoded)
         self._users += 1
@@ -113,9 +117,11 @@ class ChunkPacker:
                 closed.append(self._close())
                 continue
             end = ends[taken - 1]
-            if not self._users:
+            if self._users:
+                self._items.append(b",")
+            else:
                 self._first = positions[lo]
-            self._items.append(joined[start:end])
+            self._items.append(memoryview(joined)[start:end])
             self._users += taken - lo
             self._size += end - start + comma
             self._last = positions[taken - 1]
@@ -129,9 +135,10 @@ class ChunkPacker:
         return self._close() if self._users else None
 
     def _close(self) -> PackedChunk:
+        self._items.append(b"]")
         chunk = PackedChunk(
             index=self._index,
-            body=b"[" + b",".join(self._items) + b"]",
+            body=b"".join(self._items),
             users=self._users,
             first_position=self._first,
             last_position=self._last,
@@ -139,7 +146,7 @@ class ChunkPacker:
         self._index += 1
         self._budget = self._budget_for(self._index)
         self._alone = min(self._budget, self._budget_for(self._index + 1))
-        self._items = []
+        self._items = [b"["]
         self._users = 0
         self._size = 2
         return chunk
