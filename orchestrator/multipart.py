@@ -7,6 +7,7 @@ keeps the two in agreement. Part order and headers follow the real go-auth0 requ
 
 from __future__ import annotations
 
+import functools
 import re
 import secrets
 from dataclasses import dataclass
@@ -72,12 +73,18 @@ def body_overhead(external_id: str) -> int:
     """Bytes a request adds around its users file, at the worst case of the other fields.
 
     The planner does not know yet which connection or flags the run will use, so it assumes the longest:
-    a 20-character connection id and "false" (longer than "true") for both flags.
+    a 20-character connection id and "false" (longer than "true") for both flags. The external_id
+    appears once, verbatim, so only its own length varies (the planner asks once per chunk).
     """
+    return _overhead_besides_external_id() + len(external_id.encode())
+
+
+@functools.cache
+def _overhead_besides_external_id() -> int:
     worst = ImportFields(
         connection_id="c" * CONNECTION_ID_LENGTH,
         upsert=False,
-        external_id=external_id,
+        external_id="",
         send_completion_email=False,
     )
     return len(encode_import_body(b"", worst, "b" * BOUNDARY_LENGTH))

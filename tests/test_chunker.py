@@ -5,11 +5,19 @@ from __future__ import annotations
 import itertools
 
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from orchestrator.chunker import ChunkPacker, PackedChunk
-from orchestrator.multipart import ImportFields, encode_import_body, new_boundary
+from orchestrator.multipart import (
+    BOUNDARY_LENGTH,
+    CONNECTION_ID_LENGTH,
+    ImportFields,
+    body_overhead,
+    encode_import_body,
+    new_boundary,
+)
 from orchestrator.planner import PlanOptions
 
 users_strategy = st.lists(
@@ -86,6 +94,13 @@ def test_the_request_overhead_is_exact() -> None:
     users_file = b"[" + b"x" * (budget - 2) + b"]"
     fields = ImportFields("con_abcdefghijklmnop", False, options.external_id(0), False)
     assert len(encode_import_body(users_file, fields, new_boundary())) == 10_000
+
+
+@pytest.mark.parametrize("external_id", ["p", "orch-1a2b3c4d-000007", "x" * 64 + "-1234567"])
+def test_the_overhead_is_that_of_a_whole_worst_case_body(external_id: str) -> None:
+    worst = ImportFields("c" * CONNECTION_ID_LENGTH, False, external_id, False)
+    body = encode_import_body(b"", worst, "b" * BOUNDARY_LENGTH)
+    assert body_overhead(external_id) == len(body)
 
 
 def test_a_user_too_big_for_a_request_does_not_fit_alone() -> None:
