@@ -6,7 +6,6 @@ This is the whole offline half of a run (the `validate` and `chunk` commands, an
 
 from __future__ import annotations
 
-import hashlib
 import heapq
 import itertools
 import operator
@@ -62,11 +61,10 @@ class PlanOptions:
 
 @dataclass(frozen=True, slots=True)
 class WrittenChunk:
-    """A chunk as stored: what the manifest records about it."""
+    """A chunk as stored: what the manifest records about it, but its digest (the sink's to give)."""
 
     index: int
     file: str
-    sha256: str
     bytes: int
     users: int
     first_position: int
@@ -130,7 +128,6 @@ def describe_chunk(chunk: PackedChunk, external_id: str, file: str) -> WrittenCh
     return WrittenChunk(
         index=chunk.index,
         file=file,
-        sha256=hashlib.sha256(chunk.body).hexdigest(),
         bytes=len(chunk.body),
         users=chunk.users,
         first_position=chunk.first_position,

@@ -59,7 +59,7 @@ def _plan(
 
     def store(chunk: PackedChunk, external_id: str) -> WrittenChunk:
         chunks.append(chunk)
-        return WrittenChunk(chunk.index, "", "", len(chunk.body), chunk.users, 0, 0, external_id, 0)
+        return WrittenChunk(chunk.index, "", len(chunk.body), chunk.users, 0, 0, external_id, 0)
 
     rejects = io.BytesIO()
     reader = ExportReader(str(path), **reader_args)
@@ -103,7 +103,7 @@ def test_rejects_not_kept_still_counted(tmp_path: Path) -> None:
 
 def _plan_sink() -> ChunkSink:
     def store(chunk: PackedChunk, external_id: str) -> WrittenChunk:
-        return WrittenChunk(chunk.index, "", "", len(chunk.body), chunk.users, 0, 0, external_id, 0)
+        return WrittenChunk(chunk.index, "", len(chunk.body), chunk.users, 0, 0, external_id, 0)
 
     return store
 
