@@ -199,18 +199,16 @@ class ExportReader:
     ) -> Generator[list[SourceRecord] | NdjsonText, None, None]:
         stream = self._open()
         try:
-            blocks = _sliced(self._decompressed(self._raw_blocks(stream)), self._batch_bytes)
+            blocks = self._decompressed(self._raw_blocks(stream))
             parser, head = self._detect(blocks)
             if raw_ndjson and isinstance(parser, _NdjsonParser):
                 for data in itertools.chain((head,), blocks):
-                    text = parser.feed_raw(data)
-                    if text is not None:
-                        yield text
+                    yield from parser.feed_raw(data, self._batch_bytes)
                 text = parser.finish_raw()
                 if text is not None:
                     yield text
                 return
-            for data in itertools.chain((head,), blocks):
+            for data in _sliced(itertools.chain((head,), blocks), self._batch_bytes):
                 records = parser.feed(data)
                 if records:
                     yield records
@@ -392,30 +390,38 @@ class _NdjsonParser:
         self._label = label
         self._line = lines_before  # lines completely consumed so far
         self._max_value = max_value
-        self._rest: list[bytes] = []  # the unfinished last line, in pieces: joined once, when done
+        # The unfinished last line, in pieces (views of the blocks): joined once, when done.
+        self._rest: list[memoryview] = []
         self._rest_size = 0
 
     def feed(self, data: bytes) -> list[SourceRecord]:
-        text = self.feed_raw(data)
-        return text.decode() if text is not None else []
+        return [record for text in self.feed_raw(data, len(data)) for record in text.decode()]
 
     def finish(self) -> list[SourceRecord]:
         text = self.finish_raw()
         return text.decode() if text is not None else []
 
-    def feed_raw(self, data: bytes) -> NdjsonText | None:
-        """The complete lines that `data` finishes, undecoded (None if it finishes none)."""
-        cut = data.rfind(b"\n")
-        if cut < 0:
-            self._keep(data)
-            return None
-        text = b"".join((*self._rest, data[:cut])) if self._rest else data[:cut]
-        self._rest.clear()
-        self._rest_size = 0
-        self._keep(data[cut + 1 :])
-        lines_before = self._line
-        self._line += text.count(b"\n") + 1
-        return NdjsonText(self._label, lines_before, text)
+    def feed_raw(self, data: bytes, size: int) -> Iterator[NdjsonText]:
+        """The complete lines that `data` finishes, undecoded, in texts of at most about `size`
+        bytes: each window of `size` bytes gives the lines that end in it.
+
+        Each byte is copied once: a text is one slice of `data`, or, after a line left unfinished,
+        one join of its pieces (kept as views) and the slice.
+        """
+        view = memoryview(data)
+        for start in range(0, len(data), size):
+            stop = min(start + size, len(data))
+            cut = data.rfind(b"\n", start, stop)
+            if cut < 0:
+                self._keep(view[start:stop])
+                continue
+            text = b"".join((*self._rest, view[start:cut])) if self._rest else data[start:cut]
+            self._rest.clear()
+            self._rest_size = 0
+            self._keep(view[cut + 1 : stop])
+            lines_before = self._line
+            self._line += text.count(b"\n") + 1
+            yield NdjsonText(self._label, lines_before, text)
 
     def finish_raw(self) -> NdjsonText | None:
         rest = b"".join(self._rest)
@@ -424,7 +430,7 @@ class _NdjsonParser:
         self._line += 1
         return NdjsonText(self._label, self._line - 1, rest)
 
-    def _keep(self, piece: bytes) -> None:
+    def _keep(self, piece: memoryview) -> None:
         if not piece:
             return
         self._rest.append(piece)
