@@ -310,7 +310,7 @@ def _work(
 ) -> None:
     """A worker's life: encode tasks until told to stop (None), then report dropped fields."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    gc.freeze()  # what the parent built is never garbage here: keep the collector off it
+    gc.disable()  # no cycles are made here (see planner.cycle_collector_paused)
     state = _WorkerState(UserValidator(options), keep_rejects, _fingerprint_for(forked))
     while True:
         if not tasks.poll(_POLL_S):

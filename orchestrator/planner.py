@@ -6,12 +6,14 @@ This is the whole offline half of a run (the `validate` and `chunk` commands, an
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import heapq
 import itertools
 import operator
 from array import array
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import IO, Final, cast
@@ -173,13 +175,31 @@ def plan_export(
         options, store_chunk, rejects, reader.where, expected_users=estimate_users(reader.path)
     )
     validator = planner.validator
-    if workers > 0:
-        dropped = parallel.plan_in_workers(reader, planner, workers)
-    else:
-        for batch in reader.batches():
-            planner.take_records(batch)
-        dropped = validator.dropped_fields
-    return planner.finish(dropped)
+    with cycle_collector_paused():
+        if workers > 0:
+            dropped = parallel.plan_in_workers(reader, planner, workers)
+        else:
+            for batch in reader.batches():
+                planner.take_records(batch)
+            dropped = validator.dropped_fields
+        return planner.finish(dropped)
+
+
+@contextlib.contextmanager
+def cycle_collector_paused() -> Iterator[None]:
+    """Pause Python's cycle collector (`gc`) while planning.
+
+    Planning makes no reference cycles (test_planning_makes_no_reference_cycles checks): reference
+    counting frees every decoded user as soon as it is encoded, so memory stays flat. The
+    collector would still walk each batch's thousands of young objects, ~10% of decoding's cost.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 class Planner:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import gzip
 import io
 import multiprocessing
@@ -149,6 +150,24 @@ def test_a_json_array_is_planned_in_process(tmp_path: Path) -> None:
     options = PlanOptions(max_request_bytes=4_000)
     assert _plan(path, 2, options) == _plan(path, 0, options)
     assert not multiprocessing.active_children()
+
+
+@pytest.mark.usefixtures("small_tasks", "encoded_here")
+@pytest.mark.parametrize("workers", [0, 1])
+@pytest.mark.parametrize("fmt", ["ndjson", "json"])
+def test_planning_makes_no_reference_cycles(tmp_path: Path, workers: int, fmt: str) -> None:
+    # planner.cycle_collector_paused relies on it: with the collector off, a cycle per batch
+    # would be memory that is never given back.
+    lines = _lines()
+    path = tmp_path / f"users.{fmt}"
+    if fmt == "json":
+        path.write_bytes(b"[" + b",".join(line for line in lines if line) + b"]")
+    else:
+        path.write_bytes(b"\n".join(lines) + b"\n")
+    gc.collect()
+    _plan(path, workers, PlanOptions(max_request_bytes=4_000), batch_bytes=1_000)
+    assert gc.isenabled()
+    assert gc.collect() == 0
 
 
 def test_workers_started_from_a_threaded_process_are_spawned(tmp_path: Path) -> None:
