@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -421,7 +420,17 @@ def _fail(exc: BaseException, code: int, debug: bool) -> int:
 
 
 def run() -> NoReturn:
-    """Console-script entry point."""
-    # A closed stdout (| head) should end quietly, not with a traceback.
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    sys.exit(main())
+    """Console-script entry point.
+
+    SIGPIPE stays ignored, as Python sets it: with its default action, a write to a connection the
+    service has just closed would kill the process instead of raising an error the client retries.
+    A closed stdout (`| head`) ends quietly all the same: unfinished, and with no traceback.
+    """
+    code = main()
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Python flushes stdout again at exit: point it at /dev/null so that flush says nothing.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = code or Outcome.UNFINISHED
+    sys.exit(code)

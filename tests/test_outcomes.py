@@ -318,3 +318,38 @@ def test_report_refetches_missing_errors_and_rebuilds_its_files(tmp_path: Path) 
         assert rebuilt["inserted"] == first["inserted"] == 59
         assert orjson.loads((run_dir / "retry.json").read_bytes()) == [users[7]]
         assert json_lines(again.stdout)[-1]["event"] == "summary"
+
+
+def test_sigpipe_stays_ignored_so_a_closed_connection_is_an_error_not_a_kill() -> None:
+    # With SIGPIPE's default action, writing to a socket the service had closed ended a run
+    # with -13 and no word: Python's own setting (ignored) turns it into an error to retry.
+    probe = (
+        "import signal; from orchestrator import cli; "
+        "cli.main = lambda: print(signal.getsignal(signal.SIGPIPE) == signal.SIG_IGN) or 0; "
+        "cli.run()"
+    )
+    done = subprocess.run(
+        [*cli()[:1], "-c", probe], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "True"
+
+
+def test_a_closed_stdout_ends_quietly(tmp_path: Path) -> None:
+    source = tmp_path / "users.json"
+    write_users(source, 20)
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # like `| head` that has already exited
+    try:
+        done = subprocess.run(
+            cli("validate", source),
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert done.returncode == 3, done.stderr
+    assert done.stderr == ""
