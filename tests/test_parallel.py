@@ -7,7 +7,9 @@ import gzip
 import io
 import multiprocessing
 import threading
+from multiprocessing.context import ForkContext, SpawnContext
 from pathlib import Path
+from typing import cast
 
 import orjson
 import pytest
@@ -68,9 +70,12 @@ def _plan(
     return stats, chunks, rejects.getvalue()
 
 
-@pytest.fixture
-def small_tasks(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(parallel, "TASK_BYTES", 2_000)  # many tasks, several in flight
+@pytest.fixture(params=[4_000, 2_500, 0], ids=["slots", "some-in-slots", "pipes-only"])
+def small_tasks(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Many small tasks, several in flight; their bytes go through shared slots when they fit
+    (all but the tasks with a long line, about a third, or none), through the pipes otherwise."""
+    monkeypatch.setattr(parallel, "TASK_BYTES", 2_000)
+    monkeypatch.setattr(parallel, "SLOT_BYTES", request.param)
 
 
 @pytest.mark.usefixtures("small_tasks")
@@ -168,6 +173,28 @@ def test_planning_makes_no_reference_cycles(tmp_path: Path, workers: int, fmt: s
     _plan(path, workers, PlanOptions(max_request_bytes=4_000), batch_bytes=1_000)
     assert gc.isenabled()
     assert gc.collect() == 0
+
+
+@pytest.mark.usefixtures("small_tasks")
+def test_workers_are_forked_when_no_other_thread_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Forked workers start at once and share the slots; the chunk writer's threads start with
+    # the first chunk, after the fork.
+    path = tmp_path / "users.ndjson"
+    path.write_bytes(b"\n".join(_lines()) + b"\n")
+    methods: list[str] = []
+    real_get_context = multiprocessing.get_context
+
+    def recording(method: str) -> ForkContext | SpawnContext:
+        methods.append(method)
+        return cast("ForkContext | SpawnContext", real_get_context(method))
+
+    monkeypatch.setattr(parallel, "get_context", recording)
+    options = PlanOptions(max_request_bytes=4_000)
+    pooled = _plan(path, 1, options, block_size=4_000, batch_bytes=1_000)
+    assert methods == ["fork"]
+    assert pooled == _plan(path, 0, options, block_size=4_000, batch_bytes=1_000)
 
 
 def test_workers_started_from_a_threaded_process_are_spawned(tmp_path: Path) -> None:
