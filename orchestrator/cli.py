@@ -266,6 +266,11 @@ def render_plan(stats: PlanStats, options: PlanOptions, *, chunks_written: bool)
             f"import requests {len(stats.chunks):>10,}   (one job per chunk; at Auth0's published "
             f"rates this takes {span}: the live ETA follows the first jobs)"
         )
+    if chunks_written:
+        lines.append(
+            f"disk wait       {stats.disk_wait_s:>9.1f}s   (planning waited for chunk files to "
+            "reach the disk)"
+        )
     return "\n".join(lines)
 
 
@@ -302,11 +307,17 @@ def cmd_validate(ns: argparse.Namespace, log: EventLog) -> int:
             )
     else:
         stats = plan_export(reader, options, store_chunk=count_only_sink(options))
-    log.summary(render_plan(stats, options, chunks_written=False), plan_summary(stats, options))
+    log.summary(
+        render_plan(stats, options, chunks_written=False),
+        plan_summary(stats, options, chunks_written=False),
+    )
     return Outcome.USERS_FAILED if stats.users_rejected else Outcome.OK
 
 
-def plan_summary(stats: PlanStats, options: PlanOptions) -> dict[str, object]:
+def plan_summary(
+    stats: PlanStats, options: PlanOptions, *, chunks_written: bool
+) -> dict[str, object]:
+    disk = {"disk_wait_s": round(stats.disk_wait_s, 2)} if chunks_written else {}
     return {
         "users_read": stats.users_read,
         "accepted": stats.users_accepted,
@@ -320,6 +331,7 @@ def plan_summary(stats: PlanStats, options: PlanOptions) -> dict[str, object]:
             "enterprise_tier": round(stats.users_accepted / ENTERPRISE_USERS_PER_HOUR, 3),
             "free_tier": round(stats.users_accepted / FREE_TIER_USERS_PER_HOUR, 3),
         },
+        **disk,
     }
 
 
@@ -329,7 +341,10 @@ def cmd_chunk(ns: argparse.Namespace, log: EventLog) -> int:
     options = plan_options(ns)
     tracker, stats = create_plan(ns.input, ns.run_dir, options, plan_settings(options, ns))
     tracker.close()
-    log.summary(render_plan(stats, options, chunks_written=True), plan_summary(stats, options))
+    log.summary(
+        render_plan(stats, options, chunks_written=True),
+        plan_summary(stats, options, chunks_written=True),
+    )
     return Outcome.USERS_FAILED if stats.users_rejected else Outcome.OK
 
 

@@ -146,7 +146,10 @@ def cmd_run(ns: argparse.Namespace, log: EventLog) -> int:
     else:
         options = plan_options(ns)
         tracker, stats = create_plan(ns.input, run_dir, options, plan_settings(options, ns))
-        log.plan(render_plan(stats, options, chunks_written=True), plan_summary(stats, options))
+        log.plan(
+            render_plan(stats, options, chunks_written=True),
+            plan_summary(stats, options, chunks_written=True),
+        )
     settings = tracker.manifest.settings
     if settings.connection_id not in (None, connection_id) and _anything_sent(tracker.manifest):
         tracker.close()

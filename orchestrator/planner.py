@@ -85,6 +85,8 @@ class PlanStats:
     users_rejected: int = 0
     dropped_fields: Counter[str] = field(default_factory=Counter)
     chunks: list[WrittenChunk] = field(default_factory=list)
+    #: Seconds planning waited for chunk files to reach the disk (0 when none are written).
+    disk_wait_s: float = 0.0
 
     @property
     def chunk_bytes(self) -> int:

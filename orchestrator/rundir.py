@@ -93,6 +93,8 @@ class ChunkWriter:
         self._to_write: queue.Queue[tuple[int, bytes] | None] = queue.Queue(self.WRITES_QUEUED)
         self._digests: dict[int, str] = {}
         self._error: Exception | None = None
+        #: Seconds the planning thread waited on the disk: for room in the queue, and in `sync`.
+        self.waited_s = 0.0
 
     def __call__(self, chunk: PackedChunk, external_id: str) -> WrittenChunk:
         relative = f"{CHUNKS}/{chunk.index:06d}.json"
@@ -105,7 +107,12 @@ class ChunkWriter:
             ]
             for writer in self._writers:
                 writer.start()
-        self._to_write.put((chunk.index, chunk.body))
+        if self._to_write.full():
+            started = time.perf_counter()
+            self._to_write.put((chunk.index, chunk.body))
+            self.waited_s += time.perf_counter() - started
+        else:
+            self._to_write.put((chunk.index, chunk.body))
         return describe_chunk(chunk, external_id, relative)
 
     def sync(self) -> dict[int, str]:
@@ -117,7 +124,9 @@ class ChunkWriter:
         Raises:
             RunDirError: a chunk file could not be written or flushed (e.g. the disk is full).
         """
+        started = time.perf_counter()
         self.close()
+        self.waited_s += time.perf_counter() - started
         if self._error is not None:
             raise self._error
         return self._digests
@@ -179,6 +188,7 @@ def create_plan(
         digests = writer.sync()
     finally:
         writer.close()
+    stats.disk_wait_s = writer.waited_s
     manifest = Manifest(
         version=MANIFEST_VERSION,
         run_id=new_run_id(),

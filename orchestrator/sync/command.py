@@ -248,7 +248,7 @@ class _Sync:
         tracker, stats = create_plan(str(run_dir / NIGHT_INPUT), run_dir, night_options, settings)
         self.log.plan(
             render_plan(stats, night_options, chunks_written=True),
-            plan_summary(stats, night_options),
+            plan_summary(stats, night_options, chunks_written=True),
         )
         night = self.state.mark_uploading(night, tracker.manifest.run_id)
         return self._upload(night, tracker, final=True)

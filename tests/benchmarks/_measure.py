@@ -267,6 +267,9 @@ class BenchRow:
     rejected: int | None
     #: chunk wall / per-line baseline wall of each round, the two runs taken one after the other.
     paired_ratios: tuple[float, ...] = ()
+    #: Seconds the fastest chunk run waited for its files to reach the disk (its summary's
+    #: disk_wait_s; None if it printed none): time the baselines, which write nothing, never spend.
+    disk_wait_s: float | None = None
 
     @property
     def size_mb(self) -> float:
@@ -317,6 +320,7 @@ class BenchRow:
             "baseline_batch_s": round(self.batch.wall_s, 3),
             "ratio": round(self.ratio, 2),
             "paired_ratios": [round(ratio, 2) for ratio in self.paired_ratios],
+            "chunk_disk_wait_s": self.disk_wait_s,
             "ratio_batch": round(self.ratio_batch, 2),
             "chunk_peak_rss_mb": round(self.chunk.peak_rss_mb, 1),
             "chunk_tree_max_rss_mb": round(self.chunk.tree_max_rss_bytes / 1e6, 1),
@@ -341,6 +345,7 @@ _COLUMNS: Final = (
     ("batch s", 7, ".2f"),
     ("ratio", 6, ".2f"),
     ("paired", 6, ".2f"),
+    ("disk s", 6, "s"),
     ("r/batch", 7, ".2f"),
     ("RSS MB", 7, ".1f"),
     ("tree MB", 7, ".1f"),
@@ -387,6 +392,7 @@ def format_table(rows: Sequence[BenchRow]) -> str:
             row.batch.wall_s,
             row.ratio,
             row.paired_ratio,
+            "?" if row.disk_wait_s is None else f"{row.disk_wait_s:>6.2f}",
             row.ratio_batch,
             row.chunk.peak_rss_mb,
             row.tree_rss_mb,
@@ -398,6 +404,7 @@ def format_table(rows: Sequence[BenchRow]) -> str:
     lines.append(
         "ratio = chunk wall / per-line orjson baseline wall, fastest of each (r/batch: / batched "
         "baseline); paired: the median over rounds of chunk / baseline run back to back; "
+        "disk s: of the chunk time, the wait for chunk files to reach the disk; "
         f"targets: ratio <= {TARGET_RATIO:g}, chunk peak RSS <= {TARGET_RSS_MB:g} MB\n"
         "RSS MB: the chunk process alone; tree MB: with its worker processes (the larger of the "
         "largest process and the sampled sum of RSS, which counts shared pages in each process; "

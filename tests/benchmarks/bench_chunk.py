@@ -250,9 +250,20 @@ def test_chunk_throughput(
     summary = summary_event(chunk.stdout) or {}
     rejected = summary.get("rejected")
     rejected = rejected if isinstance(rejected, int) else None
+    disk_wait = summary.get("disk_wait_s")
+    disk_wait = float(disk_wait) if isinstance(disk_wait, int | float) else None
     paired = tuple(c.wall_s / base.wall_s for c, base in zip(chunks_runs, line_runs, strict=True))
     row = BenchRow(
-        case.name, export.size, export.users, chunk, line, batch, chunks, rejected, paired
+        case.name,
+        export.size,
+        export.users,
+        chunk,
+        line,
+        batch,
+        chunks,
+        rejected,
+        paired,
+        disk_wait,
     )
     bench_rows.append(row)
     print("\n" + format_table([row]))
