@@ -74,7 +74,7 @@ def body_overhead(external_id: str) -> int:
 
     The planner does not know yet which connection or flags the run will use, so it assumes the longest:
     a 20-character connection id and "false" (longer than "true") for both flags. The external_id
-    appears once, verbatim, so only its own length varies (the planner asks once per chunk).
+    appears once, verbatim, so only its own length varies (the planner asks several times a chunk).
     """
     return _overhead_besides_external_id() + len(external_id.encode())
 

@@ -128,7 +128,7 @@ ChunkSink = Callable[[PackedChunk, str], WrittenChunk]
 
 
 def describe_chunk(chunk: PackedChunk, external_id: str, file: str) -> WrittenChunk:
-    """What the manifest records of a packed chunk stored at `file` ("" when not stored)."""
+    """What the manifest records of a chunk stored at `file` ("" when not stored), but its digest."""
     return WrittenChunk(
         index=chunk.index,
         file=file,
