@@ -183,6 +183,8 @@ class _Pool:
         self._task_slots: list[_Slots | None] = []
         self._result_slots: list[_Slots | None] = []
         self._sent: list[int] = []
+        # A worker has at most TASKS_IN_FLIGHT tasks, or one (a large task, to an idle one).
+        self._slots_per_worker = max(TASKS_IN_FLIGHT, 1)
         # In input order: a worker's number, or a task this process encoded (or failed on).
         self._pending: deque[int | EncodedBatch | InputError] = deque()
         self._in_workers = 0
@@ -193,10 +195,8 @@ class _Pool:
             result_reader, result_writer = context.Pipe(duplex=False)
             _widen(task_writer)
             _widen(result_writer)
-            # A worker has at most TASKS_IN_FLIGHT tasks, or one (a large task, to an idle one).
-            slots = max(TASKS_IN_FLIGHT, 1)
-            task_slots = _Slots(slots, SLOT_BYTES) if forked else None
-            result_slots = _Slots(slots, SLOT_BYTES) if forked else None
+            task_slots = _Slots(self._slots_per_worker, SLOT_BYTES) if forked else None
+            result_slots = _Slots(self._slots_per_worker, SLOT_BYTES) if forked else None
             process = context.Process(
                 target=_work,
                 args=(
@@ -247,7 +247,7 @@ class _Pool:
         worker is done with its texts, and this process copied its encoded users out on taking.
         """
         slots = self._task_slots[worker]
-        slot = self._sent[worker] % max(TASKS_IN_FLIGHT, 1)
+        slot = self._sent[worker] % self._slots_per_worker
         self._sent[worker] += 1
         texts = [text for _, _, text in task]
         if slots is not None and slots.put(slot, texts):

@@ -107,12 +107,9 @@ class ChunkWriter:
             ]
             for writer in self._writers:
                 writer.start()
-        if self._to_write.full():
-            started = time.perf_counter()
-            self._to_write.put((chunk.index, chunk.body))
-            self.waited_s += time.perf_counter() - started
-        else:
-            self._to_write.put((chunk.index, chunk.body))
+        started = time.perf_counter()
+        self._to_write.put((chunk.index, chunk.body))  # waits only while the queue is full
+        self.waited_s += time.perf_counter() - started
         return describe_chunk(chunk, external_id, relative)
 
     def sync(self) -> dict[int, str]:

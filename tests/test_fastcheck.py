@@ -18,6 +18,7 @@ from tests.test_json_schema import (
     _FIELDS,
     _HASH_VALUES,
     _STRING_FIELDS,
+    FIELD_SETTINGS,
     _near,
     custom_password_hashes,
     field_strings,
@@ -48,7 +49,7 @@ def test_its_tables_are_the_rules() -> None:
 
 
 @pytest.mark.parametrize("field", sorted(_STRING_FIELDS))
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@FIELD_SETTINGS
 @given(data=st.data())
 def test_each_string_field_accepts_only_what_its_rule_accepts(
     field: str, data: st.DataObject
@@ -59,7 +60,7 @@ def test_each_string_field_accepts_only_what_its_rule_accepts(
 
 
 @pytest.mark.parametrize("algorithm", sorted(_HASH_VALUES))
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@FIELD_SETTINGS
 @given(data=st.data())
 def test_each_hash_format_accepts_only_what_its_rule_accepts(
     algorithm: str, data: st.DataObject

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import re
-from typing import Any
+from typing import Any, Final
 
 import jsonschema_rs
 import pytest
@@ -47,6 +47,12 @@ _STRING_FIELDS = {
 }
 
 
+#: Hypothesis settings of the per-field and per-format property tests (here and test_fastcheck).
+FIELD_SETTINGS: Final = settings(
+    max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None
+)
+
+
 def field_strings(field: str) -> st.SearchStrategy[str]:
     """Strings near the schema's own pattern for `field` (one of _STRING_FIELDS)."""
     pattern = import_schema()["properties"][field]["pattern"]  # type: ignore[index]
@@ -54,7 +60,7 @@ def field_strings(field: str) -> st.SearchStrategy[str]:
 
 
 @pytest.mark.parametrize("field", sorted(_STRING_FIELDS))
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@FIELD_SETTINGS
 @given(data=st.data())
 def test_each_string_field_accepts_only_what_its_rule_accepts(
     field: str, data: st.DataObject
