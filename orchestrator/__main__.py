@@ -1,5 +1,5 @@
 """`python -m orchestrator` runs the command-line interface."""
 
-from orchestrator.cli import run
+from orchestrator.entry import main
 
-run()
+main()

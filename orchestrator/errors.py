@@ -4,8 +4,11 @@ Grouped by what the caller does about it; the CLI maps each branch to one exit c
 
     OrchestratorError                base
     ├── ConfigError                  bad settings or arguments              -> exit 2
+    │   └── SettingsError            one settings field is invalid (.field)
     ├── InputError                   export unreadable or malformed         -> exit 2
     ├── RunDirError                  run dir/manifest unusable or mismatched -> exit 2
+    ├── RunStopped                   the run stopped after sending (disk full, ...) -> exit 3
+    ├── Interrupted                  Ctrl-C or SIGTERM, state saved (.active_jobs) -> exit 130
     └── ApiError                     anything the remote API did
         ├── TransportError           connection reset, timeout, DNS: retryable
         └── ApiStatusError           a non-2xx answer (.status, .body)
@@ -15,7 +18,8 @@ Grouped by what the caller does about it; the CLI maps each branch to one exit c
             ├── ServerError          5xx: retryable
             └── RequestRejectedError other 4xx (400 connection, 413, 404): not retryable
 
-Messages are written for the person at the terminal: what, where, what to do.
+Messages are written for the person at the terminal: what, where, what to do. Context travels in
+fields, never inside the message text.
 """
 
 from __future__ import annotations
@@ -27,6 +31,20 @@ class OrchestratorError(Exception):
 
 class ConfigError(OrchestratorError):
     """Settings or command-line arguments are invalid."""
+
+
+class SettingsError(ConfigError):
+    """One field of a settings object is invalid.
+
+    ``field`` is the settings field (``max_rps``), ``value`` what it was given and ``problem`` what
+    is wrong with it; the message names the field, and the CLI names the flag that set it instead.
+    """
+
+    def __init__(self, field: str, value: object, problem: str) -> None:
+        self.field = field
+        self.value = value
+        self.problem = problem
+        super().__init__(f"{field} {value!r}: {problem}")
 
 
 class InputError(OrchestratorError):
@@ -44,6 +62,22 @@ class InputError(OrchestratorError):
 
 class RunDirError(OrchestratorError):
     """The run directory or its manifest is unusable, or belongs to other input/settings."""
+
+
+class RunStopped(OrchestratorError):
+    """The run stopped unfinished after sending something (the message says why): not a failure
+    to start, whatever caused it; `resume` continues once the cause is fixed."""
+
+
+class Interrupted(OrchestratorError):
+    """Ctrl-C or SIGTERM arrived; the state is saved and the run can be resumed.
+
+    ``active_jobs`` is how many of our import jobs were still running at Auth0 when we stopped.
+    """
+
+    def __init__(self, active_jobs: int = 0) -> None:
+        self.active_jobs = active_jobs
+        super().__init__(f"interrupted; {active_jobs} job(s) still run at Auth0")
 
 
 class ApiError(OrchestratorError):
@@ -99,9 +133,18 @@ class RateLimitedError(ApiStatusError):
 class SlotsBusyError(ApiStatusError):
     """429 "There are N active import users jobs": every job slot of the tenant is taken."""
 
-    def __init__(self, message: str, *, active_jobs: int | None = None, **kwargs: object) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        active_jobs: int | None,
+        status: int,
+        body: object = None,
+        method: str = "",
+        url: str = "",
+    ) -> None:
         self.active_jobs = active_jobs
-        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+        super().__init__(message, status=status, body=body, method=method, url=url)
 
 
 class ServerError(ApiStatusError):

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import orjson
 
-from orchestrator.manifest import Manifest
+from orchestrator.rundir.manifest import Manifest
+from orchestrator.rundir.tracker import load_manifest
 from orchestrator.sandbox import (
     DATABASE_CONNECTION_ID,
     DEFAULT_CLIENT_ID,
@@ -24,7 +25,10 @@ from orchestrator.sandbox import (
     SandboxSettings,
     SandboxThread,
 )
-from orchestrator.tracker import load_manifest
+
+#: The repository, and its sample exports.
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE_DATA = REPO / "sample_data"
 
 #: Sandbox settings that make jobs quick, so end-to-end tests take seconds.
 FAST = SandboxSettings(job_latency=0.0, job_seconds=0.15)

@@ -15,8 +15,8 @@ from collections.abc import Callable, Sequence
 
 import anyio
 
-from orchestrator.constants import DEFAULT_JOB_SLOTS, MAX_REQUEST_BYTES
 from orchestrator.errors import ConfigError
+from orchestrator.limits import MAX_REQUEST_BYTES, PUBLIC_CLOUD_JOB_SLOTS
 from orchestrator.sandbox.connections import default_connections
 from orchestrator.sandbox.runner import SandboxServer
 from orchestrator.sandbox.settings import (
@@ -48,7 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     tenant.add_argument("--static-token", help="also accept this Management API token")
     tenant.add_argument("--token-lifetime", type=float, default=86_400.0, metavar="SECONDS")
     jobs = parser.add_argument_group("jobs and limits")
-    jobs.add_argument("--job-slots", type=int, default=DEFAULT_JOB_SLOTS)
+    jobs.add_argument("--job-slots", type=int, default=PUBLIC_CLOUD_JOB_SLOTS)
     jobs.add_argument("--job-latency", type=float, default=0.5, metavar="SECONDS")
     jobs.add_argument("--job-seconds", type=float, default=1.0, metavar="SECONDS")
     jobs.add_argument("--job-seconds-per-user", type=float, default=0.001, metavar="SECONDS")

@@ -12,12 +12,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
-from orchestrator.constants import (
-    DEFAULT_JOB_SLOTS,
+from orchestrator.errors import ConfigError
+from orchestrator.limits import (
     JOB_RETENTION_SECONDS,
     MAX_REQUEST_BYTES,
+    PUBLIC_CLOUD_JOB_SLOTS,
 )
-from orchestrator.errors import ConfigError
 
 #: Hosts the sandbox may bind: it is a rehearsal server holding fake credentials, never a public one.
 LOOPBACK_HOSTS: Final = frozenset({"127.0.0.1", "::1", "localhost"})
@@ -117,7 +117,7 @@ class SandboxSettings:
     #: A Management API token accepted as-is, like one pasted from the dashboard (never expires).
     static_token: str | None = field(default=None, repr=False)
     token_lifetime: float = 86_400.0
-    job_slots: int = DEFAULT_JOB_SLOTS
+    job_slots: int = PUBLIC_CLOUD_JOB_SLOTS
     job_latency: float = 0.5
     job_seconds: float = 1.0
     job_seconds_per_user: float = 0.0

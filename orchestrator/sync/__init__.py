@@ -1,7 +1,5 @@
-"""Nightly incremental sync: keep an Auth0 connection in step with a source system's full export.
+"""Nightly incremental sync: the pieces that keep an Auth0 connection in step with a full export.
 
 `state` (the SQLite state file), `diff` (tonight's classification), `promote` (which users Auth0
-took), `lock` (one sync at a time) and `command` (`orchestrator sync`). See README "Nightly sync".
+took) and `lock` (one sync at a time); `app.night` runs a night with them. See README "Nightly sync".
 """
-
-from __future__ import annotations

@@ -1,8 +1,9 @@
 """Tonight's classification: each user of the export is new, changed, unchanged or rejected.
 
-Streams the export once, normalises and validates each user exactly as `run` does, fingerprints it
-and compares it with the state in batches of indexed lookups. New and changed users are written as
-NDJSON (canonical: keys sorted) for the normal planner, with a pending row each in the state. Users of the state the export
+The export is planned by the one planner (the same normalisation, rules, duplicates and size limit
+as `run`); instead of being packed, each accepted user is fingerprinted (its canonical JSON, keys
+sorted) and compared with the state in rounds of indexed lookups. New and changed users are written
+as NDJSON for the night's run, with a pending row each in the state. Users of the state the export
 no longer has ("missing") are left unmarked in the `seen` bitmap. Never talks to the API.
 """
 
@@ -16,15 +17,16 @@ from typing import IO, Final
 
 import orjson
 
-from orchestrator.dedupe import DuplicateFinder
-from orchestrator.planner import PlanOptions, Rejection, too_large
-from orchestrator.reader import ExportReader, SourceRecord
+from orchestrator.plan.planner import ChunkLayout, Planner, plan_records
+from orchestrator.settings import PlanSettings
+from orchestrator.sources.reader import ExportReader, estimate_users
 from orchestrator.sync.state import SyncState
-from orchestrator.validation import NormaliseOptions, Problem, UserValidator
 
 #: Users classified per round of lookups: enough to amortise each statement, small in memory.
 ROUND_USERS: Final = 2_000
 FINGERPRINT_BYTES: Final = 16
+#: The planner's encoding for a sync: keys sorted, so key order makes no difference.
+CANONICAL: Final = orjson.OPT_SORT_KEYS
 
 
 @dataclass(slots=True)
@@ -83,7 +85,7 @@ def user_key(user: Mapping[str, object]) -> str | None:
 
 def canonical_json(user: Mapping[str, object]) -> bytes:
     """The user's canonical JSON: compact, keys sorted at every level. It is also what is sent."""
-    return orjson.dumps(user, option=orjson.OPT_SORT_KEYS)
+    return orjson.dumps(user, option=CANONICAL)
 
 
 def fingerprint_of(canonical: bytes) -> bytes:
@@ -107,20 +109,50 @@ _Accepted = tuple[str, bytes, bytes]
 
 
 class _Classifier:
-    """Classifies rounds of accepted users against the state and routes the ones to send."""
+    """Takes the planner's accepted users and classifies them against the state, a round at a time.
+
+    It is the planner's consumer (in place of the packer): `take` gets each accepted user, and
+    `refused` each user the planner rejected, whose key still counts as present in the export.
+    """
 
     def __init__(
-        self, state: SyncState, send: IO[bytes] | None, record: bool, counts: DiffCounts
+        self,
+        state: SyncState,
+        send: IO[bytes] | None,
+        record: bool,
+        counts: DiffCounts,
+        progress: Callable[[DiffCounts], None] | None,
     ) -> None:
         self._state = state
         self._send = send
         self._record = record
+        self._progress = progress
         self.counts = counts
         self.next_slot = state.next_slot
         self.seen = bytearray(self.next_slot)
         self._line = 0  # the night's input is NDJSON: a user's position is its 1-based line
+        self._accepted: list[_Accepted] = []
+        self._rejected_keys: list[str] = []
 
-    def classify(self, accepted: list[_Accepted], rejected_keys: list[str]) -> None:
+    def take(self, position: int, user: dict[str, object], encoded: bytes) -> None:
+        key = user_key(user)
+        assert key is not None  # a valid user has an email
+        self._accepted.append((key, fingerprint_of(encoded), encoded))
+        if len(self._accepted) >= ROUND_USERS:
+            self._classify()
+
+    def refused(self, user: object) -> None:
+        if isinstance(user, dict):
+            key = user_key(user)
+            if key is not None:
+                self._rejected_keys.append(key)
+
+    def finish(self) -> None:
+        self._classify()
+
+    def _classify(self) -> None:
+        accepted, rejected_keys = self._accepted, self._rejected_keys
+        self._accepted, self._rejected_keys = [], []
         found = self._state.lookup([*(a[0] for a in accepted), *rejected_keys])
         seen = self.seen
         counts = self.counts
@@ -151,12 +183,14 @@ class _Classifier:
             self._send.write(b"\n".join(out) + b"\n")
         if self._record and pending:
             self._state.add_pending(pending)
+        if self._progress is not None:
+            self._progress(counts)
 
 
 def diff_export(
     reader: ExportReader,
     state: SyncState,
-    options: PlanOptions,
+    settings: PlanSettings,
     *,
     send: IO[bytes] | None,
     rejects: IO[bytes] | None,
@@ -168,7 +202,7 @@ def diff_export(
     Args:
         reader: the export (its InputError propagates: a malformed export stops the diff).
         state: the sync state; read, and given pending rows when `record_pending`.
-        options: the normalisation switches and request limit, as for `run`.
+        settings: the normalisation switches and request limit, as for `run`.
         send: where the new and changed users go, one compact JSON object per line (None: count only).
         rejects: where users refused locally go, as in `run`'s rejects.ndjson (None: count only).
         record_pending: store a pending row per user to send (False for a dry run: the state is not
@@ -179,56 +213,21 @@ def diff_export(
         The counts (missing not yet counted), the bitmap of state slots seen and the next free slot.
     """
     counts = DiffCounts()
-    validator = UserValidator(
-        NormaliseOptions(
-            keep_user_id_prefix=options.keep_user_id_prefix,
-            drop_unknown_fields=options.drop_unknown_fields,
-        )
+    classifier = _Classifier(state, send, record_pending, counts, progress)
+    # Chunks are planned later from the night's input: only the size limit matters here.
+    layout = ChunkLayout(settings.max_request_bytes, settings.external_id_prefix or "sync")
+    planner = Planner(
+        settings,
+        layout,
+        classifier,
+        rejects=rejects,
+        where=reader.where,
+        expected_users=estimate_users(reader.path),
+        encode_options=CANONICAL,
     )
-    duplicates = DuplicateFinder()
-    classifier = _Classifier(state, send, record_pending, counts)
-    alone = min(options.users_budget(0), options.users_budget(1)) - 2  # "[" + user + "]"
-    accepted: list[_Accepted] = []
-    rejected_keys: list[str] = []
-
-    def reject(record: SourceRecord, problems: list[Problem]) -> None:
-        counts.rejected += 1
-        counts.rejected_by_reason[problems[0].reason] += 1
-        if rejects is not None:
-            where = reader.where(record.position)
-            rejects.write(Rejection(record.position, where, problems, record.value).to_json())
-            rejects.write(b"\n")
-        if isinstance(record.value, dict):
-            key = user_key(record.value)
-            if key is not None:
-                rejected_keys.append(key)
-
-    for batch in reader.batches():
-        counts.users_read += len(batch)
-        for record in batch:
-            user = record.value
-            problems = validator.check(user)
-            if problems:
-                reject(record, problems)
-                continue
-            assert isinstance(user, dict)  # a valid user is an object
-            duplicate = duplicates.check(user)
-            if duplicate is not None:
-                reject(record, [duplicate])
-                continue
-            encoded = canonical_json(user)
-            if len(encoded) > alone:
-                reject(record, [too_large(len(encoded), options)])
-                continue
-            duplicates.remember(user)
-            key = user_key(user)
-            assert key is not None  # a valid user has an email
-            accepted.append((key, fingerprint_of(encoded), encoded))
-        if len(accepted) >= ROUND_USERS:
-            classifier.classify(accepted, rejected_keys)
-            accepted, rejected_keys = [], []
-            if progress is not None:
-                progress(counts)
-    classifier.classify(accepted, rejected_keys)
-    counts.dropped_fields.update(validator.dropped_fields)
+    stats = plan_records(reader.batches(), planner)
+    counts.users_read = stats.users_read
+    counts.rejected = stats.users_rejected
+    counts.rejected_by_reason.update(stats.rejected_by_reason)
+    counts.dropped_fields.update(stats.dropped_fields)
     return DiffResult(counts, classifier.seen, classifier.next_slot)

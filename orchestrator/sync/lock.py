@@ -13,7 +13,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from orchestrator.errors import OrchestratorError
+from orchestrator.errors import ConfigError, OrchestratorError
 from orchestrator.fsutil import PRIVATE_FILE_MODE, utc_now_iso
 
 
@@ -44,7 +44,13 @@ class SyncLock:
         Raises:
             SyncBusyError: another process holds it (the message names its pid when known).
         """
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, PRIVATE_FILE_MODE)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, PRIVATE_FILE_MODE)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot take the sync lock {path}: {exc.strerror or exc}; the state's directory "
+                "must be writable"
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

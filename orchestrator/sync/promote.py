@@ -12,7 +12,8 @@ from pathlib import Path
 
 import orjson
 
-from orchestrator.manifest import ChunkRecord, Manifest
+from orchestrator.rundir.layout import errors_file
+from orchestrator.rundir.manifest import ChunkRecord, Manifest
 from orchestrator.sync.diff import user_key
 from orchestrator.sync.state import ChunkResult
 
@@ -71,7 +72,7 @@ def _failed_keys(run_dir: Path, chunk: ChunkRecord) -> frozenset[str] | None:
         return frozenset()
     if not chunk.errors_saved:
         return None
-    path = run_dir / "errors" / f"{chunk.index:06d}.ndjson"
+    path = errors_file(run_dir, chunk.index)
     try:
         lines = path.read_bytes().splitlines()
     except FileNotFoundError:

@@ -153,13 +153,47 @@ class SyncState:
             if not path.parent.is_dir():
                 raise ConfigError(f"--state {path}: directory {path.parent} does not exist")
             # Created 0600 before SQLite touches it: it holds every user's email or id.
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE))
+            try:
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE))
+            except OSError as exc:
+                raise ConfigError(
+                    f"--state {path} cannot be created: {exc.strerror or exc}"
+                ) from None
         try:
             db = sqlite3.connect(path, isolation_level=None)
         except sqlite3.Error as exc:
             raise ConfigError(f"--state {path} cannot be opened: {exc}") from exc
         try:
             _configure(db, path)
+        except sqlite3.OperationalError as exc:
+            db.close()
+            raise ConfigError(
+                f"--state {path} cannot be written ({exc}): a sync records its progress there; "
+                "put the state on a writable file system"
+            ) from None
+        except BaseException:
+            db.close()
+            raise
+        return cls(db, path)
+
+    @classmethod
+    def open_read_only(cls, path: Path) -> SyncState:
+        """Open the state at `path` to read it only (a dry run): nothing is written or created.
+
+        Without a write-ahead log beside the file (no sync running, none interrupted) the file is
+        read as immutable, which creates no side files; with one, SQLite reads through it.
+
+        Raises:
+            ConfigError: the file is not a sync state, or was written by a newer release.
+        """
+        wal = path.with_name(path.name + "-wal")
+        mode = "mode=ro" if wal.exists() else "mode=ro&immutable=1"
+        try:
+            db = sqlite3.connect(f"{path.resolve().as_uri()}?{mode}", uri=True)
+        except sqlite3.Error as exc:
+            raise ConfigError(f"--state {path} cannot be opened: {exc}") from exc
+        try:
+            _check_ours(db, path)
         except BaseException:
             db.close()
             raise
@@ -455,6 +489,15 @@ def _json(value: object) -> str:
 
 def _configure(db: sqlite3.Connection, path: Path) -> None:
     """Check the file is a state of ours (creating the schema in an empty one) and set it up."""
+    if _check_ours(db, path):
+        _pragmas(db)
+        _create_schema(db)
+        return
+    _pragmas(db)
+
+
+def _check_ours(db: sqlite3.Connection, path: Path) -> bool:
+    """Check the file is a state of ours; True when it is an empty file (no schema yet)."""
     try:
         application_id = db.execute("PRAGMA application_id").fetchone()[0]
         version = db.execute("PRAGMA user_version").fetchone()[0]
@@ -465,9 +508,7 @@ def _configure(db: sqlite3.Connection, path: Path) -> None:
             "earlier sync created, or at a new path"
         ) from exc
     if application_id == 0 and tables == 0:
-        _pragmas(db)
-        _create_schema(db)
-        return
+        return True
     if application_id != APPLICATION_ID:
         raise ConfigError(
             f"--state {path} is an SQLite file of another program, not a sync state; "
@@ -480,7 +521,7 @@ def _configure(db: sqlite3.Connection, path: Path) -> None:
         )
     if version < 1:
         raise ConfigError(f"--state {path} is damaged (schema version {version})")
-    _pragmas(db)
+    return False
 
 
 def _pragmas(db: sqlite3.Connection) -> None:

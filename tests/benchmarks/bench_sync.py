@@ -20,9 +20,9 @@ from typing import Any
 
 import orjson
 import pytest
-
 from orchestrator.planner import PlanOptions, count_only_sink, plan_export
 from orchestrator.reader import ExportReader
+
 from orchestrator.sandbox import DATABASE_CONNECTION_ID, SandboxSettings, SandboxThread
 from orchestrator.sync.diff import diff_export
 from orchestrator.sync.state import ChunkResult, SyncState

@@ -19,8 +19,8 @@ from typing import BinaryIO
 
 import pytest
 
-from orchestrator.manifest import Manifest
-from orchestrator.tracker import MANIFEST, Tracker
+from orchestrator.rundir.manifest import Manifest
+from orchestrator.rundir.tracker import MANIFEST, Tracker
 from tests.test_manifest import make_manifest
 
 SIZES = (1_000, 10_000)

@@ -13,8 +13,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from orchestrator.rundir.tracker import load_manifest
 from orchestrator.sandbox import SandboxSettings, SandboxThread
-from orchestrator.tracker import load_manifest
 from sample_data.generate import write_export
 from tests.run_helpers import client_env, run_args, run_cli
 

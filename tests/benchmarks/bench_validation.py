@@ -13,8 +13,8 @@ import time
 from collections.abc import Callable
 
 import orjson
-
 from orchestrator.dedupe import DuplicateFinder
+
 from orchestrator.validation import NormaliseOptions, UserValidator
 
 

@@ -1,0 +1,1 @@
+"""Planning: users in, validated, de-duplicated and packed into chunks out. No network."""

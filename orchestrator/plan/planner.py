@@ -1,0 +1,346 @@
+"""The one planning loop: every user read once, in order, normalised, judged, and packed or refused.
+
+Serves `validate` (nothing stored), `chunk` and `run` (chunk files), and the nightly sync's diff (a
+consumer of its own instead of the packer). It never touches the network; what it produces goes
+through the sinks it is given.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import IO, Any, Final, Protocol
+
+import orjson
+
+from orchestrator.auth0.multipart import body_overhead
+from orchestrator.limits import ENTERPRISE_USERS_PER_HOUR, FREE_TIER_USERS_PER_HOUR
+from orchestrator.plan.dedupe import DuplicateFinder
+from orchestrator.plan.normalise import Normaliser
+from orchestrator.plan.pack import ChunkPacker, PackedChunk
+from orchestrator.plan.schema import Problem, check_user
+from orchestrator.settings import PlanSettings
+from orchestrator.sources.records import SourceRecord
+
+#: How a valid user is written into its chunk: compact JSON, integers refused beyond ±(2**53 - 1),
+#: the safe integers of JavaScript (what the service keeps exactly).
+ENCODE_OPTIONS: Final = orjson.OPT_STRICT_INTEGER
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkLayout:
+    """How chunks are named and sized: the request limit and the external_id prefix of a plan."""
+
+    max_request_bytes: int
+    external_id_prefix: str
+
+    def external_id(self, index: int) -> str:
+        return f"{self.external_id_prefix}-{index:06d}"
+
+    def users_budget(self, index: int) -> int:
+        """Largest users file that keeps chunk `index`'s whole request within the limit."""
+        return self.max_request_bytes - body_overhead(self.external_id(index))
+
+    @property
+    def users_alone(self) -> int:
+        """Largest user (its JSON) that fits a request of its own, whatever chunk it lands in."""
+        return min(self.users_budget(0), self.users_budget(1)) - 2  # "[" user "]"
+
+
+@dataclass(frozen=True, slots=True)
+class WrittenChunk:
+    """A chunk as stored: what the manifest records about it, but its digest (the sink's to give)."""
+
+    index: int
+    file: str
+    bytes: int
+    users: int
+    first_position: int
+    last_position: int
+    external_id: str
+    request_bytes: int
+
+
+@dataclass(slots=True)
+class PlanStats:
+    """Counts of one planning pass; `validate` prints them, `chunk` also records them."""
+
+    users_read: int = 0
+    users_accepted: int = 0
+    rejected_by_reason: Counter[str] = field(default_factory=Counter)
+    users_rejected: int = 0
+    dropped_fields: Counter[str] = field(default_factory=Counter)
+    chunks: list[WrittenChunk] = field(default_factory=list)
+    #: Seconds planning waited for chunk files to reach the disk (0 when none are written).
+    disk_wait_s: float = 0.0
+
+    @property
+    def chunk_bytes(self) -> int:
+        return sum(chunk.bytes for chunk in self.chunks)
+
+    def mean_fill(self, max_request_bytes: int, *, include_last: bool = True) -> float:
+        """Mean request size over the limit; the last chunk is usually partial, hence the option."""
+        chunks = self.chunks if include_last or len(self.chunks) < 2 else self.chunks[:-1]
+        if not chunks:
+            return 0.0
+        return sum(chunk.request_bytes for chunk in chunks) / (len(chunks) * max_request_bytes)
+
+    def as_json(self, max_request_bytes: int, *, chunks_written: bool) -> dict[str, object]:
+        """The plan's summary: what `validate` and `chunk` print and the `plan` event carries."""
+        disk = {"disk_wait_s": round(self.disk_wait_s, 2)} if chunks_written else {}
+        return {
+            "users_read": self.users_read,
+            "accepted": self.users_accepted,
+            "rejected": self.users_rejected,
+            "rejected_by_reason": dict(self.rejected_by_reason),
+            "dropped_fields": dict(self.dropped_fields),
+            "chunks": len(self.chunks),
+            "chunks_written": chunks_written,
+            "import_requests": len(self.chunks),
+            "mean_fill": round(self.mean_fill(max_request_bytes), 4),
+            "mean_fill_full_chunks": round(
+                self.mean_fill(max_request_bytes, include_last=False), 4
+            ),
+            "estimated_hours": {
+                "enterprise_tier": round(self.users_accepted / ENTERPRISE_USERS_PER_HOUR, 3),
+                "free_tier": round(self.users_accepted / FREE_TIER_USERS_PER_HOUR, 3),
+            },
+            **disk,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A user refused before upload, with every reason found; `user` is the user as read."""
+
+    position: int
+    where: str
+    problems: list[Problem]
+    user: object
+
+    def to_json(self) -> bytes:
+        """One line of rejects.ndjson: position, where, reasons, and the user as read."""
+        return orjson.dumps(
+            {
+                "position": self.position,
+                "where": self.where,
+                "reasons": [
+                    {"reason": p.reason, "path": p.path, "message": p.message}
+                    for p in self.problems
+                ],
+                "user": self.user,
+            }
+        )
+
+
+ChunkSink = Callable[[PackedChunk], WrittenChunk]
+"""Stores a packed chunk and says where and under which external_id (`chunk` writes files)."""
+
+
+def describe_chunk(chunk: PackedChunk, layout: ChunkLayout, file: str) -> WrittenChunk:
+    """What the manifest records of a chunk stored at `file` ("" when not stored), but its digest."""
+    external_id = layout.external_id(chunk.index)
+    return WrittenChunk(
+        index=chunk.index,
+        file=file,
+        bytes=len(chunk.body),
+        users=chunk.users,
+        first_position=chunk.first_position,
+        last_position=chunk.last_position,
+        external_id=external_id,
+        request_bytes=len(chunk.body) + body_overhead(external_id),
+    )
+
+
+def count_only(layout: ChunkLayout) -> ChunkSink:
+    """A sink that stores nothing: `validate` still reports how the users would be chunked."""
+
+    def describe(chunk: PackedChunk) -> WrittenChunk:
+        return describe_chunk(chunk, layout, "")
+
+    return describe
+
+
+class Accepted(Protocol):
+    """Where the users that pass every check go, in input order: the packer, or a sync's diff."""
+
+    def take(self, position: int, user: dict[str, object], encoded: bytes) -> None: ...
+
+    def refused(self, user: object) -> None:
+        """A user the planner rejected (normalised as far as it got)."""
+
+    def finish(self) -> None:
+        """Every user was taken."""
+
+
+class Packing:
+    """Packs accepted users into chunks and hands each closed chunk to `store`.
+
+    Attributes:
+        chunks: what `store` said of each chunk, in order.
+    """
+
+    def __init__(self, layout: ChunkLayout, store: ChunkSink) -> None:
+        self._packer = ChunkPacker(layout.users_budget)
+        self._store = store
+        self.chunks: list[WrittenChunk] = []
+
+    def refused(self, user: object) -> None:
+        pass  # a refused user takes no room
+
+    def take(self, position: int, user: dict[str, object], encoded: bytes) -> None:
+        closed = self._packer.add(encoded, position)
+        if closed is not None:
+            self.chunks.append(self._store(closed))
+
+    def finish(self) -> None:
+        closed = self._packer.finish()
+        if closed is not None:
+            self.chunks.append(self._store(closed))
+
+
+class Planner:
+    """The planning state of one pass: normalisation, judgement, duplicates, rejects and stats.
+
+    Args:
+        settings: the normalisation switches (and request limit, through `layout`).
+        layout: names and sizes of the chunks: a user too large for a request alone is refused.
+        accepted: where valid users go, in input order, with their encoding.
+        rejects: where refused users go, one JSON object per line (None: count only).
+        where: names a position for people (``index 12``, ``line 13``).
+        expected_users: sizes the duplicate tables up front, when known.
+        encode_options: orjson options of the encoding (a sync fingerprints sorted keys).
+    """
+
+    def __init__(
+        self,
+        settings: PlanSettings,
+        layout: ChunkLayout,
+        accepted: Accepted,
+        *,
+        rejects: IO[bytes] | None,
+        where: Callable[[int], str],
+        expected_users: int | None = None,
+        encode_options: int = ENCODE_OPTIONS,
+    ) -> None:
+        self.stats = PlanStats()
+        self.normalise = Normaliser(settings)
+        self.duplicates = DuplicateFinder(expected_users or 1 << 16)
+        self._accepted = accepted
+        self._rejects = rejects
+        self._where = where
+        self._alone = layout.users_alone
+        self._layout = layout
+        self._options = encode_options | ENCODE_OPTIONS
+
+    def take(self, batch: Iterable[SourceRecord]) -> None:
+        """Plan some records, in input order."""
+        stats, normalise, dumps, options = self.stats, self.normalise, orjson.dumps, self._options
+        add_keys, take, alone = self.duplicates.add, self._accepted.take, self._alone
+        for record in batch:
+            stats.users_read += 1
+            user: Any = normalise(record.value)
+            problems = check_user(user)
+            if problems:
+                self.reject(record, problems, user)
+                continue
+            # A valid user is an object with a string email.
+            try:
+                encoded = dumps(user, option=options)
+            except orjson.JSONEncodeError:
+                self.reject(record, [UNSAFE_INTEGER], user)
+                continue
+            fits = len(encoded) <= alone
+            duplicate = add_keys(user["email"], user.get("user_id"), keep=fits)
+            if duplicate is not None:
+                self.reject(record, [duplicate], user)
+            elif not fits:
+                self.reject(record, [self.too_large(len(encoded))], user)
+            else:
+                stats.users_accepted += 1
+                take(record.position, user, encoded)
+
+    def reject(self, record: SourceRecord, problems: list[Problem], user: object) -> None:
+        """Count a refused user by its first reason, and write it (as read) with all of them."""
+        self._accepted.refused(user)
+        stats = self.stats
+        stats.users_rejected += 1
+        stats.rejected_by_reason[problems[0].reason] += 1
+        if self._rejects is not None:
+            position = record.position
+            rejection = Rejection(position, self._where(position), problems, record.value)
+            self._rejects.write(rejection.to_json() + b"\n")
+
+    def too_large(self, size: int) -> Problem:
+        """The problem of a user whose JSON alone exceeds what one request can carry."""
+        return Problem(
+            reason="too_large",
+            path="",
+            message=(
+                f"this user is {size:,} bytes of JSON, more than one request can carry "
+                f"({self._alone + 2:,} bytes within --max-request-bytes "
+                f"{self._layout.max_request_bytes:,}); shrink its metadata"
+            ),
+        )
+
+    def finish(self) -> PlanStats:
+        """Close the last chunk and return the stats."""
+        self._accepted.finish()
+        self.stats.dropped_fields.update(self.normalise.dropped_fields)
+        return self.stats
+
+
+UNSAFE_INTEGER: Final = Problem(
+    "unsafe_number",
+    "",
+    "a number of this user is an integer beyond ±9007199254740991 (2^53 - 1), which Auth0 "
+    "(JavaScript) cannot keep exactly: write it as a string",
+)
+
+
+def plan_chunks(
+    batches: Iterable[list[SourceRecord]],
+    settings: PlanSettings,
+    layout: ChunkLayout,
+    store: ChunkSink,
+    *,
+    rejects: IO[bytes] | None,
+    where: Callable[[int], str],
+    expected_users: int | None = None,
+) -> PlanStats:
+    """Plan every user into chunks handed to `store` (and refused ones to `rejects`)."""
+    packing = Packing(layout, store)
+    planner = Planner(
+        settings, layout, packing, rejects=rejects, where=where, expected_users=expected_users
+    )
+    stats = plan_records(batches, planner)
+    stats.chunks = packing.chunks
+    return stats
+
+
+def plan_records(batches: Iterable[list[SourceRecord]], planner: Planner) -> PlanStats:
+    """Run every batch through `planner` with the cycle collector paused; returns its stats."""
+    with cycle_collector_paused():
+        for batch in batches:
+            planner.take(batch)
+        return planner.finish()
+
+
+@contextlib.contextmanager
+def cycle_collector_paused() -> Iterator[None]:
+    """Pause Python's cycle collector (`gc`) while planning.
+
+    Planning makes no reference cycles (test_planning_makes_no_reference_cycles checks): reference
+    counting frees every decoded user as soon as it is encoded, so memory stays flat. The
+    collector would still walk each batch's thousands of young objects, ~10% of decoding's cost.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()

@@ -1,0 +1,399 @@
+"""The run's state as data: the plan, every chunk's status and attempts, and manifest.json's format.
+
+This module owns the data model and its JSON form (strictly validated on load). It never writes:
+`tracker.py` owns every change and every write.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import NoReturn
+
+import orjson
+
+from orchestrator.errors import RunDirError
+from orchestrator.settings import PlanSettings, UploadSettings
+
+#: The manifest format this code reads and writes; any other version is refused.
+MANIFEST_VERSION = 1
+
+CHUNK_STATES = ("planned", "submitting", "pending", "processing", "completed", "failed")
+#: States in which a chunk has a running attempt (its last one, with no outcome yet).
+ACTIVE_STATES = frozenset({"submitting", "pending", "processing"})
+#: How an attempt can end. "rejected": 4xx on the POST; "unknown": the process died (or the
+#: connection broke) during the POST; "lost": the job vanished (404, deleted after 24 hours).
+ATTEMPT_OUTCOMES = ("completed", "failed", "expired", "timeout", "rejected", "unknown", "lost")
+
+_HINT = "point --run-dir at a run directory or start a new one"
+
+
+@dataclass(slots=True)
+class Attempt:
+    """One submission of a chunk: from `submitting` until its job (or the POST) ended."""
+
+    number: int
+    started_at: str
+    job_id: str | None = None
+    ended_at: str | None = None
+    outcome: str | None = None
+    detail: str | None = None
+
+
+@dataclass(slots=True)
+class ChunkRecord:
+    """A chunk file of the plan and everything that happened to it.
+
+    `job_id` is the job of the latest attempt (cleared when a new attempt starts); `failure` says
+    why a `failed` chunk was given up.
+    """
+
+    index: int
+    file: str
+    sha256: str
+    bytes: int
+    users: int
+    first_position: int
+    last_position: int
+    external_id: str
+    status: str = "planned"
+    job_id: str | None = None
+    attempts: list[Attempt] = field(default_factory=list)
+    summary: dict[str, int] | None = None
+    errors_saved: bool = False
+    ambiguous: int = 0
+    failure: str | None = None
+
+
+@dataclass(slots=True)
+class InputInfo:
+    """The export the plan was made from (its fingerprint tells a re-run from another input)."""
+
+    path: str
+    bytes: int
+    sha256: str
+    format: str
+    compressed: bool = False
+
+
+@dataclass(slots=True)
+class RunSettings:
+    """The settings recorded with a run: the first five may change between invocations (through
+    the journal), the last four decided the chunk files and never change.
+
+    `connection_id` is None for a plan made by `chunk` that was never run.
+    """
+
+    connection_id: str | None
+    upsert: bool
+    send_completion_email: bool
+    job_slots: int  # 0 = auto: discovered from the service's slot-limit answers
+    max_attempts: int
+    max_request_bytes: int
+    external_id_prefix: str
+    keep_user_id_prefix: bool
+    drop_unknown_fields: bool
+
+    @classmethod
+    def of(
+        cls, plan: PlanSettings, external_id_prefix: str, upload: UploadSettings | None
+    ) -> RunSettings:
+        """What a new run records: its plan settings and, for `run`, its upload settings."""
+        sending = upload if upload is not None else _UNSENT
+        return cls(
+            connection_id=upload.connection_id if upload is not None else None,
+            upsert=sending.upsert,
+            send_completion_email=sending.send_completion_email,
+            job_slots=sending.job_slots,
+            max_attempts=sending.max_attempts,
+            max_request_bytes=plan.max_request_bytes,
+            external_id_prefix=external_id_prefix,
+            keep_user_id_prefix=plan.keep_user_id_prefix,
+            drop_unknown_fields=plan.drop_unknown_fields,
+        )
+
+    def upload_settings(self) -> UploadSettings:
+        """The upload settings this run sends with (it must have a connection)."""
+        if self.connection_id is None:
+            raise RunDirError("this plan was made by `chunk` and never run: it has no connection")
+        return UploadSettings(
+            connection_id=self.connection_id,
+            upsert=self.upsert,
+            send_completion_email=self.send_completion_email,
+            job_slots=self.job_slots,
+            max_attempts=self.max_attempts,
+        )
+
+
+#: The sending settings a plan made by `chunk` records until a `run` gives it a connection.
+_UNSENT = UploadSettings(connection_id="con_" + "0" * 16)
+
+
+@dataclass(slots=True)
+class PlanTotals:
+    """Counts of the planning pass."""
+
+    users_read: int = 0
+    users_accepted: int = 0
+    users_rejected: int = 0
+    rejected_by_reason: dict[str, int] = field(default_factory=dict)
+    dropped_fields: dict[str, int] = field(default_factory=dict)
+    chunks: int = 0
+    chunk_bytes: int = 0
+    mean_fill: float = 0.0
+
+
+@dataclass(slots=True)
+class Manifest:
+    """Everything a run directory knows: `DIR/manifest.json` plus the journal folded into it."""
+
+    version: int
+    run_id: str
+    created_at: str
+    input: InputInfo
+    settings: RunSettings
+    totals: PlanTotals
+    chunks: list[ChunkRecord]
+    journal_seq: int = 0
+
+    def to_json(self) -> bytes:
+        """Serialise to manifest.json's format (indented: people read it)."""
+        return orjson.dumps(self, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
+
+    @classmethod
+    def from_json(cls, data: bytes, *, path: str) -> Manifest:
+        """Parse and validate manifest.json.
+
+        Args:
+            data: the file's content.
+            path: how to name the file in messages.
+
+        Raises:
+            RunDirError: not JSON, not a manifest of this tool, another format version, or
+                internally inconsistent (one line saying what and what to do).
+        """
+
+        def fail(problem: str) -> NoReturn:
+            raise RunDirError(f"{path} is not a manifest of this tool ({problem}); {_HINT}")
+
+        try:
+            decoded = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            fail(f"not valid JSON: {exc}")
+        top = JsonFields(decoded, "", fail)
+        version = top.get_int("version")
+        if version != MANIFEST_VERSION:
+            raise RunDirError(
+                f"{path} has manifest version {version}, this orchestrator reads version "
+                f"{MANIFEST_VERSION}; use the orchestrator release that made it, or start a new "
+                "run dir"
+            )
+        return _manifest(top)
+
+
+class JsonFields:
+    """Typed, validated access to one decoded JSON object; problems go to `fail` with their path.
+
+    Shared with the journal replay in `tracker.py`.
+    """
+
+    __slots__ = ("_data", "_fail", "_where")
+
+    def __init__(self, data: object, where: str, fail: Callable[[str], NoReturn]) -> None:
+        if not isinstance(data, dict):
+            fail(f"'{where}' is not an object" if where else "the top level is not an object")
+        self._data: dict[str, object] = data
+        self._where = where
+        self._fail = fail
+
+    def fail(self, key: str, problem: str) -> NoReturn:
+        """Report `problem` about field `key` of this object."""
+        self._fail(f"'{self._path(key)}' {problem}")
+
+    def names(self) -> list[str]:
+        return list(self._data)
+
+    def _path(self, key: str) -> str:
+        return f"{self._where}.{key}" if self._where else key
+
+    def _get(self, key: str) -> object:
+        try:
+            return self._data[key]
+        except KeyError:
+            self._fail(f"missing '{self._path(key)}'")
+
+    def get_int(self, key: str, *, minimum: int = 0) -> int:
+        value = self._get(key)
+        # bool is an int subclass, and never a valid count.
+        if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+            self.fail(key, f"is {value!r}, expected an integer >= {minimum}")
+        return value
+
+    def get_float(self, key: str) -> float:
+        value = self._get(key)
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            self.fail(key, f"is {value!r}, expected a number")
+        return float(value)
+
+    def get_bool(self, key: str) -> bool:
+        value = self._get(key)
+        if not isinstance(value, bool):
+            self.fail(key, f"is {value!r}, expected true or false")
+        return value
+
+    def get_str(self, key: str) -> str:
+        value = self._get(key)
+        if not isinstance(value, str):
+            self.fail(key, f"is {value!r}, expected a string")
+        return value
+
+    def get_opt_str(self, key: str) -> str | None:
+        return None if self._get(key) is None else self.get_str(key)
+
+    def get_choice(self, key: str, choices: tuple[str, ...]) -> str:
+        value = self._get(key)
+        if value not in choices:
+            self.fail(key, f"is {value!r}, expected one of {', '.join(choices)}")
+        return str(value)
+
+    def get_opt_choice(self, key: str, choices: tuple[str, ...]) -> str | None:
+        return None if self._get(key) is None else self.get_choice(key, choices)
+
+    def get_int_list(self, key: str) -> list[int]:
+        value = self._get(key)
+        if not isinstance(value, list) or not all(
+            isinstance(n, int) and not isinstance(n, bool) for n in value
+        ):
+            self.fail(key, "is not a list of integers")
+        return list(value)
+
+    def get_counts(self, key: str) -> dict[str, int]:
+        value = self._get(key)
+        if not isinstance(value, dict) or not all(
+            isinstance(n, int) and not isinstance(n, bool) for n in value.values()
+        ):
+            self.fail(key, "is not an object of integer counts")
+        return dict(value)
+
+    def get_opt_counts(self, key: str) -> dict[str, int] | None:
+        return None if self._get(key) is None else self.get_counts(key)
+
+    def get_object(self, key: str) -> JsonFields:
+        return JsonFields(self._get(key), self._path(key), self._fail)
+
+    def get_objects(self, key: str) -> list[JsonFields]:
+        value = self._get(key)
+        if not isinstance(value, list):
+            self.fail(key, "is not a list")
+        where = self._path(key)
+        return [JsonFields(v, f"{where}[{i}]", self._fail) for i, v in enumerate(value)]
+
+
+def _manifest(top: JsonFields) -> Manifest:
+    manifest = Manifest(
+        version=MANIFEST_VERSION,
+        run_id=top.get_str("run_id"),
+        created_at=top.get_str("created_at"),
+        input=_input(top.get_object("input")),
+        settings=_settings(top.get_object("settings")),
+        totals=_totals(top.get_object("totals")),
+        chunks=[_chunk(fields) for fields in top.get_objects("chunks")],
+        journal_seq=top.get_int("journal_seq"),
+    )
+    for position, chunk in enumerate(manifest.chunks):
+        # The tracker finds chunk i at chunks[i]: O(1) per transition depends on it.
+        if chunk.index != position:
+            top.fail(f"chunks[{position}].index", f"is {chunk.index}, expected {position}")
+    return manifest
+
+
+def _input(f: JsonFields) -> InputInfo:
+    return InputInfo(
+        path=f.get_str("path"),
+        bytes=f.get_int("bytes"),
+        sha256=f.get_str("sha256"),
+        format=f.get_str("format"),
+        compressed=f.get_bool("compressed"),
+    )
+
+
+def _settings(f: JsonFields) -> RunSettings:
+    return RunSettings(
+        connection_id=f.get_opt_str("connection_id"),
+        upsert=f.get_bool("upsert"),
+        send_completion_email=f.get_bool("send_completion_email"),
+        max_request_bytes=f.get_int("max_request_bytes", minimum=1),
+        job_slots=f.get_int("job_slots", minimum=0),
+        max_attempts=f.get_int("max_attempts", minimum=1),
+        external_id_prefix=f.get_str("external_id_prefix"),
+        keep_user_id_prefix=f.get_bool("keep_user_id_prefix"),
+        drop_unknown_fields=f.get_bool("drop_unknown_fields"),
+    )
+
+
+def _totals(f: JsonFields) -> PlanTotals:
+    return PlanTotals(
+        users_read=f.get_int("users_read"),
+        users_accepted=f.get_int("users_accepted"),
+        users_rejected=f.get_int("users_rejected"),
+        rejected_by_reason=f.get_counts("rejected_by_reason"),
+        dropped_fields=f.get_counts("dropped_fields"),
+        chunks=f.get_int("chunks"),
+        chunk_bytes=f.get_int("chunk_bytes"),
+        mean_fill=f.get_float("mean_fill"),
+    )
+
+
+def _chunk(f: JsonFields) -> ChunkRecord:
+    chunk = ChunkRecord(
+        index=f.get_int("index"),
+        file=_relative_file(f),
+        sha256=f.get_str("sha256"),
+        bytes=f.get_int("bytes"),
+        users=f.get_int("users"),
+        first_position=f.get_int("first_position"),
+        last_position=f.get_int("last_position"),
+        external_id=f.get_str("external_id"),
+        status=f.get_choice("status", CHUNK_STATES),
+        job_id=f.get_opt_str("job_id"),
+        attempts=[_attempt(a) for a in f.get_objects("attempts")],
+        summary=f.get_opt_counts("summary"),
+        errors_saved=f.get_bool("errors_saved"),
+        ambiguous=f.get_int("ambiguous"),
+        failure=f.get_opt_str("failure"),
+    )
+    _check_consistent(chunk, f)
+    return chunk
+
+
+def _relative_file(f: JsonFields) -> str:
+    name = f.get_str("file")
+    # The file is opened relative to the run dir: never let a manifest point outside it.
+    if not name or name.startswith("/") or ".." in name.split("/"):
+        f.fail("file", f"is {name!r}, expected a path inside the run dir")
+    return name
+
+
+def _check_consistent(chunk: ChunkRecord, f: JsonFields) -> None:
+    """The invariants the tracker's transitions rely on."""
+    for number, attempt in enumerate(chunk.attempts, start=1):
+        if attempt.number != number:
+            f.fail("attempts", f"are numbered {attempt.number} at position {number}")
+    running = bool(chunk.attempts) and chunk.attempts[-1].outcome is None
+    if running != (chunk.status in ACTIVE_STATES):
+        f.fail("status", f"is {chunk.status!r}, which does not match its last attempt")
+    if chunk.status in ("pending", "processing") and chunk.job_id is None:
+        f.fail("job_id", f"is missing for a {chunk.status} chunk")
+    if any(a.outcome is None for a in chunk.attempts[:-1]):
+        f.fail("attempts", "have an unfinished attempt before the last one")
+
+
+def _attempt(f: JsonFields) -> Attempt:
+    return Attempt(
+        number=f.get_int("number", minimum=1),
+        started_at=f.get_str("started_at"),
+        job_id=f.get_opt_str("job_id"),
+        ended_at=f.get_opt_str("ended_at"),
+        outcome=f.get_opt_choice("outcome", ATTEMPT_OUTCOMES),
+        detail=f.get_opt_str("detail"),
+    )

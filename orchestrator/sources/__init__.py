@@ -1,0 +1,1 @@
+"""What the tool can read: user exports streamed into decoded records, never loaded whole."""
