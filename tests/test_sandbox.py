@@ -4,7 +4,6 @@ over real HTTP on 127.0.0.1 (no mocks)."""
 from __future__ import annotations
 
 import argparse
-import asyncio
 import base64
 import json
 import re
@@ -12,7 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -40,6 +39,7 @@ from tests.sandbox_helpers import (
     import_body,
     multipart_headers,
     post_import,
+    run_job,
 )
 
 FAST: dict[str, Any] = {"job_latency": 0.0, "job_seconds": 0.05}
@@ -52,33 +52,6 @@ ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 async def session() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession() as client:
         yield client
-
-
-async def wait_terminal(
-    session: aiohttp.ClientSession, server: SandboxServer, token: str, job_id: str
-) -> dict[str, Any]:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        status, body = await get_json(session, server, token, f"/api/v2/jobs/{job_id}")
-        assert status == 200
-        assert isinstance(body, dict)
-        if body["status"] not in {"pending", "processing"}:
-            return body
-        await asyncio.sleep(0.01)
-    raise AssertionError("job never finished")
-
-
-async def run_job(
-    session: aiohttp.ClientSession,
-    server: SandboxServer,
-    token: str,
-    users: Sequence[object] | bytes,
-    **fields: object,
-) -> dict[str, Any]:
-    status, created = await post_import(session, server, token, users, **fields)
-    assert status == 202, created
-    assert isinstance(created, dict)
-    return await wait_terminal(session, server, token, created["id"])
 
 
 # -- token endpoint ---------------------------------------------------------------------------------
@@ -960,7 +933,7 @@ def test_settings_from_args() -> None:
         [
             "--port", "0", "--job-slots", "3", "--job-seconds", "0.1", "--fail-jobs", "2",
             "--poison", "a@x.io", "--poison", "b@x.io=PATTERN", "--no-rate-limit",
-            "--reset-after-create", "1", "--latency", "0.2",
+            "--reset-after-create", "1", "--latency", "0.2", "--no-password-grant",
         ]
     )  # fmt: skip
     settings = settings_from_args(ns)
@@ -969,7 +942,9 @@ def test_settings_from_args() -> None:
     assert settings.faults.fail_jobs == 2
     assert settings.faults.reset_after_create == 1
     assert settings.faults.poisoned_users == {"a@x.io": "CONFLICT", "b@x.io": "PATTERN"}
+    assert settings.password_grant is False
     default = settings_from_args(parser.parse_args([]))
+    assert default.password_grant is True
     assert (default.port, default.rate_limit_per_second, default.rate_limit_burst) == (
         8765,
         2.0,

@@ -89,7 +89,7 @@ async def _through_faults(
         return _rate_limited(state, decision, path)
     response = await _answer(request, handler)
     if decision is not None and not isinstance(response, Dropped):
-        response.headers.update(decision.headers(state.wall(state.now())))
+        response.headers.update(decision.headers(state.wall_now()))
     return response
 
 
@@ -115,7 +115,7 @@ def _server_error(status: int) -> web.Response:
 
 
 def _rate_limited(state: SandboxState, decision: RateDecision | None, path: str) -> web.Response:
-    wall = state.wall(state.now())
+    wall = state.wall_now()
     if decision is None:  # an injected 429: the bucket "refills" in about a second
         limit = state.settings.bucket_size or 10
         decision = RateDecision(allowed=False, limit=limit, remaining=0, seconds_to_refill=1.0)

@@ -45,6 +45,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     tenant.add_argument("--client-secret", default=DEFAULT_CLIENT_SECRET)
     tenant.add_argument("--scopes", default=" ".join(DEFAULT_SCOPES), help="granted scopes")
     tenant.add_argument("--no-grant", action="store_true", help="the token endpoint answers 403")
+    tenant.add_argument(
+        "--no-password-grant",
+        action="store_true",
+        help="user logins (the password-realm grant) answer 403 unauthorized_client",
+    )
     tenant.add_argument("--static-token", help="also accept this Management API token")
     tenant.add_argument("--token-lifetime", type=float, default=86_400.0, metavar="SECONDS")
     jobs = parser.add_argument_group("jobs and limits")
@@ -100,6 +105,7 @@ def settings_from_args(ns: argparse.Namespace) -> SandboxSettings:
         client_secret=ns.client_secret,
         scopes=tuple(ns.scopes.split()),
         client_granted=not ns.no_grant,
+        password_grant=not ns.no_password_grant,
         static_token=ns.static_token,
         token_lifetime=ns.token_lifetime,
         job_slots=ns.job_slots,

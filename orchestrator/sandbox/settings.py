@@ -1,4 +1,5 @@
-"""Settings of the sandbox: the tenant's credentials, limits and job timing, and the faults armed at start.
+"""Settings of the sandbox: the tenant's credentials, grants, limits and job timing, and the faults armed
+at start.
 
 Everything a test needs to shrink (job duration, limits, token lifetime) is a field here; the defaults are
 the real service's documented values (reference §2, §3, §6, §9) or short, demo-friendly job timings.
@@ -114,6 +115,8 @@ class SandboxSettings:
     scopes: tuple[str, ...] = DEFAULT_SCOPES
     #: False: the client has no grant for the Management API (the token endpoint answers 403).
     client_granted: bool = True
+    #: Whether the application may use the password-realm grant (user logins at POST /oauth/token).
+    password_grant: bool = True
     #: A Management API token accepted as-is, like one pasted from the dashboard (never expires).
     static_token: str | None = field(default=None, repr=False)
     token_lifetime: float = 86_400.0
