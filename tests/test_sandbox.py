@@ -699,6 +699,45 @@ async def test_connections_endpoint(session: aiohttp.ClientSession) -> None:
         assert status == 404
 
 
+async def test_connections_by_name_and_strategy(session: aiohttp.ClientSession) -> None:
+    async with SandboxServer() as server:
+        token = await get_token(session, server)
+        _, by_id = await get_json(
+            session, server, token, f"/api/v2/connections/{DATABASE_CONNECTION_ID}"
+        )
+        path = "/api/v2/connections?name=Username-Password-Authentication"
+        status, found = await get_json(session, server, token, path)
+        assert (status, found) == (200, [by_id])
+        status, none = await get_json(session, server, token, "/api/v2/connections?name=Nope")
+        assert (status, none) == (200, [])
+
+        async def ids(query: str) -> list[str]:
+            status, body = await get_json(session, server, token, f"/api/v2/connections{query}")
+            assert status == 200
+            assert isinstance(body, list)
+            return [connection["id"] for connection in body]
+
+        database = [DATABASE_CONNECTION_ID, DISABLED_CONNECTION_ID, CUSTOM_DB_CONNECTION_ID]
+        assert await ids("?strategy=auth0") == database
+        assert await ids("?strategy=auth0&strategy=google-oauth2") == [
+            *database[:2],
+            SOCIAL_CONNECTION_ID,
+            database[2],
+        ]
+        assert await ids("?name=google-oauth2&strategy=auth0") == []
+        assert len(await ids("")) == 4
+    async with SandboxServer(SandboxSettings(scopes=("read:users",))) as server:
+        token = await get_token(session, server)
+        status, body = await get_json(session, server, token, "/api/v2/connections?name=x")
+        assert status == 403
+        assert body == {
+            "statusCode": 403,
+            "error": "Forbidden",
+            "message": "Insufficient scope; expected any of: read:connections.",
+            "errorCode": "insufficient_scope",
+        }
+
+
 def test_connection_ids_match_the_api_pattern() -> None:
     pattern = re.compile(r"^con_[A-Za-z0-9]{16}$")
     ids = (

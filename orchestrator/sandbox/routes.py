@@ -162,6 +162,21 @@ async def get_job_errors(request: web.Request) -> web.Response:
     return json_response(errors, charset=False)
 
 
+@routes.get("/api/v2/connections")
+async def list_connections(request: web.Request) -> web.Response:
+    """The tenant's connections, filtered by `name` (exact) and `strategy` (repeatable); [] if none."""
+    state = _authorize(request, "read:connections")
+    name = request.query.get("name")
+    strategies = set(request.query.getall("strategy", []))
+    found = [
+        connection.to_json(state.settings.client_id)
+        for connection in state.connections.values()
+        if (name is None or connection.name == name)
+        and (not strategies or connection.strategy in strategies)
+    ]
+    return json_response(found)
+
+
 @routes.get("/api/v2/connections/{id}")
 async def get_connection(request: web.Request) -> web.Response:
     state = _authorize(request, "read:connections")
