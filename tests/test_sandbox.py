@@ -12,6 +12,8 @@ import sys
 import time
 import urllib.request
 from collections.abc import AsyncIterator
+from datetime import datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import aiohttp
@@ -894,6 +896,52 @@ async def test_lost_and_poisoned_users(session: aiohttp.ClientSession) -> None:
             assert len(found) == expected
 
 
+async def test_clock_offset_moves_every_wall_time(session: aiohttp.ClientSession) -> None:
+    offset = -7200.0
+    settings = SandboxSettings(
+        clock_offset=offset, rate_limit_per_second=1, rate_limit_burst=3, **FAST
+    )
+
+    def near(seconds: float, slack: float = 3) -> bool:
+        skewed = time.time() + offset
+        return skewed - slack <= seconds <= skewed + slack
+
+    def date_of(response: aiohttp.ClientResponse) -> float:
+        return parsedate_to_datetime(response.headers["Date"]).timestamp()
+
+    async with SandboxServer(settings) as server:
+        payload = {
+            "grant_type": "client_credentials",
+            "client_id": server.settings.client_id,
+            "client_secret": server.settings.client_secret,
+            "audience": f"https://{server.settings.domain}/api/v2/",
+        }
+        async with session.post(f"{server.base_url}/oauth/token", data=payload) as response:
+            assert near(date_of(response))
+            assert near(int(response.headers["x-ratelimit-reset"]))
+            token = (await response.json())["access_token"]
+        _, claims_b64, _ = token.split(".")
+        claims = json.loads(base64.urlsafe_b64decode(claims_b64 + "=" * (-len(claims_b64) % 4)))
+        assert near(claims["iat"])
+        status, created = await post_import(session, server, token, [{"email": "a@x.io"}])
+        assert status == 202
+        assert isinstance(created, dict)
+        assert near(datetime.fromisoformat(created["created_at"]).timestamp())
+        # Error answers carry the skewed Date too: a 401, the router's 404, a rate-limit 429 ...
+        for path in ("/api/v2/users-by-email", "/api/v2/nope", "/api/v2/nope"):
+            async with session.get(f"{server.base_url}{path}") as response:
+                assert response.status in {401, 404, 429}
+                assert near(date_of(response))
+        assert server.state.too_many_requests["rate_limit"] >= 1
+        # ... an injected 502 (HTML), and the control endpoints.
+        server.state.faults.fail_requests(1, status=502)
+        async with session.get(f"{server.base_url}/api/v2/nope") as response:
+            assert response.status == 502
+            assert near(date_of(response))
+        async with session.get(f"{server.base_url}/sandbox/state") as response:
+            assert near(date_of(response))
+
+
 # -- the record and the control endpoints -----------------------------------------------------------
 
 
@@ -973,6 +1021,7 @@ def test_settings_from_args() -> None:
             "--port", "0", "--job-slots", "3", "--job-seconds", "0.1", "--fail-jobs", "2",
             "--poison", "a@x.io", "--poison", "b@x.io=PATTERN", "--no-rate-limit",
             "--reset-after-create", "1", "--latency", "0.2", "--no-password-grant",
+            "--clock-offset", "-300"
         ]
     )  # fmt: skip
     settings = settings_from_args(ns)
@@ -981,9 +1030,9 @@ def test_settings_from_args() -> None:
     assert settings.faults.fail_jobs == 2
     assert settings.faults.reset_after_create == 1
     assert settings.faults.poisoned_users == {"a@x.io": "CONFLICT", "b@x.io": "PATTERN"}
-    assert settings.password_grant is False
+    assert (settings.password_grant, settings.clock_offset) == (False, -300.0)
     default = settings_from_args(parser.parse_args([]))
-    assert default.password_grant is True
+    assert (default.password_grant, default.clock_offset) == (True, 0.0)
     assert (default.port, default.rate_limit_per_second, default.rate_limit_burst) == (
         8765,
         2.0,

@@ -2,6 +2,7 @@
 middleware that applies latency, faults and the rate limit and records every request.
 
 Routes under /sandbox/ (state and faults) bypass the gateway: reading the record never perturbs it.
+Every answer, errors included, carries a `Date` on the sandbox's wall clock (`clock_offset`).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 from collections.abc import Awaitable, Callable
+from email.utils import formatdate
 from typing import Final
 
 import orjson
@@ -41,7 +43,13 @@ def create_app(state: SandboxState) -> web.Application:
     app.add_routes(API_ROUTES)
     app.router.add_get("/sandbox/state", _sandbox_state)
     app.router.add_post("/sandbox/faults", _sandbox_faults)
+    app.on_response_prepare.append(_stamp_date)
     return app
+
+
+async def _stamp_date(request: web.Request, response: web.StreamResponse) -> None:
+    """Set `Date` from the sandbox's clock (aiohttp would use the host's), just before it is sent."""
+    response.headers["Date"] = formatdate(request.app[STATE_KEY].wall_now(), usegmt=True)
 
 
 def _is_loopback(remote: str | None) -> bool:

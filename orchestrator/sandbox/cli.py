@@ -52,6 +52,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     tenant.add_argument("--static-token", help="also accept this Management API token")
     tenant.add_argument("--token-lifetime", type=float, default=86_400.0, metavar="SECONDS")
+    tenant.add_argument(
+        "--clock-offset",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="shift the sandbox's clock (Date, x-ratelimit-reset, created_at), e.g. -300",
+    )
     jobs = parser.add_argument_group("jobs and limits")
     jobs.add_argument("--job-slots", type=int, default=DEFAULT_JOB_SLOTS)
     jobs.add_argument("--job-latency", type=float, default=0.5, metavar="SECONDS")
@@ -119,6 +126,7 @@ def settings_from_args(ns: argparse.Namespace) -> SandboxSettings:
         rate_limit_burst=None if unlimited else ns.rate_limit_burst,
         rate_limit_retry_after=ns.retry_after,
         user_store=ns.user_store,
+        clock_offset=ns.clock_offset,
         # A random seed by default: a restarted sandbox must not hand out a job id a client
         # still remembers from the previous one.
         seed=secrets.randbelow(2**31) if ns.seed is None else ns.seed,

@@ -1,5 +1,5 @@
-"""Settings of the sandbox: the tenant's credentials, grants, limits and job timing, and the faults armed
-at start.
+"""Settings of the sandbox: the tenant's credentials, grants, limits, job timing and clock, and the faults
+armed at start.
 
 Everything a test needs to shrink (job duration, limits, token lifetime) is a field here; the defaults are
 the real service's documented values (reference §2, §3, §6, §9) or short, demo-friendly job timings.
@@ -140,6 +140,9 @@ class SandboxSettings:
     faults: FaultPlan = FaultPlan()
     #: Seeds job ids, generated user ids and random latency: same seed, same run.
     seed: int = 0
+    #: Seconds added to the sandbox's wall clock: the `Date` header, `x-ratelimit-reset`, token times
+    #: and every `created_at` follow it (a server whose clock is off, for clock-skew checks).
+    clock_offset: float = 0.0
 
     def __post_init__(self) -> None:
         if self.host not in LOOPBACK_HOSTS:
@@ -168,6 +171,8 @@ class SandboxSettings:
             raise ConfigError("rate_limit_per_second must be > 0 (or None for unlimited)")
         if self.rate_limit_burst is not None and self.rate_limit_burst < 1:
             raise ConfigError("rate_limit_burst must be >= 1")
+        if not math.isfinite(self.clock_offset):
+            raise ConfigError("clock_offset must be a finite number of seconds")
 
     @property
     def bucket_size(self) -> int | None:

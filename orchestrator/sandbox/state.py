@@ -109,8 +109,8 @@ class SandboxState:
         return self._clock() - self._epoch
 
     def wall(self, t: float) -> float:
-        """UNIX time of sandbox-clock instant `t`."""
-        return self._wall_epoch + (t - self._epoch)
+        """UNIX time of sandbox-clock instant `t` on the sandbox's wall clock (`clock_offset` added)."""
+        return self._wall_epoch + (t - self._epoch) + self.settings.clock_offset
 
     def wall_now(self) -> float:
         return self.wall(self._clock())
