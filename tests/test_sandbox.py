@@ -896,6 +896,44 @@ async def test_lost_and_poisoned_users(session: aiohttp.ClientSession) -> None:
             assert len(found) == expected
 
 
+async def test_echo_token_errors_quote_the_bearer_token(session: aiohttp.ClientSession) -> None:
+    async with SandboxServer(SandboxSettings(faults=FaultPlan(echo_token_errors=1))) as server:
+        token = await get_token(session, server)
+        unknown = "/api/v2/jobs/job_AAAAAAAAAAAAAAAA"
+        # Answers that are not errors do not use the fault up.
+        assert (await get_json(session, server, token, "/api/v2/connections"))[0] == 200
+        status, body = await get_json(session, server, token, unknown)
+        assert status == 404
+        assert isinstance(body, dict)
+        assert body["message"] == f"Job not found. (Authorization: Bearer {token})"
+        assert body["errorCode"] == "inexistent_job"
+        status, body = await get_json(session, server, token, unknown)
+        assert isinstance(body, dict)
+        assert body["message"] == "Job not found."
+        # Armed over HTTP: a rejected token is quoted too; a request without one is left alone.
+        async with session.post(
+            f"{server.base_url}/sandbox/faults", json={"echo_token_errors": 2}
+        ) as response:
+            assert (await response.json())["faults"]["echo_token_errors"] == 2
+        async with session.get(f"{server.base_url}{unknown}") as response:
+            assert (await response.json())["message"] == "Missing authentication"
+        status, body = await get_json(session, server, "a.b.c", unknown)
+        assert status == 401
+        assert isinstance(body, dict)
+        assert body["message"] == (
+            "Invalid signature received for JSON Web Token validation (Authorization: Bearer a.b.c)"
+        )
+        # The token endpoint is not the Management API: its errors never quote anything.
+        async with session.post(
+            f"{server.base_url}/oauth/token",
+            data={"grant_type": "client_credentials"},
+            headers={"Authorization": f"Bearer {token}"},
+        ) as response:
+            assert token not in await response.text()
+        assert server.state.faults.pending()["echo_token_errors"] == 1
+        assert server.state.faults.fired["echo_token_errors"] == 2
+
+
 async def test_clock_offset_moves_every_wall_time(session: aiohttp.ClientSession) -> None:
     offset = -7200.0
     settings = SandboxSettings(
@@ -1021,7 +1059,7 @@ def test_settings_from_args() -> None:
             "--port", "0", "--job-slots", "3", "--job-seconds", "0.1", "--fail-jobs", "2",
             "--poison", "a@x.io", "--poison", "b@x.io=PATTERN", "--no-rate-limit",
             "--reset-after-create", "1", "--latency", "0.2", "--no-password-grant",
-            "--clock-offset", "-300"
+            "--clock-offset", "-300", "--echo-token-errors", "2",
         ]
     )  # fmt: skip
     settings = settings_from_args(ns)
@@ -1031,6 +1069,7 @@ def test_settings_from_args() -> None:
     assert settings.faults.reset_after_create == 1
     assert settings.faults.poisoned_users == {"a@x.io": "CONFLICT", "b@x.io": "PATTERN"}
     assert (settings.password_grant, settings.clock_offset) == (False, -300.0)
+    assert settings.faults.echo_token_errors == 2
     default = settings_from_args(parser.parse_args([]))
     assert (default.password_grant, default.clock_offset) == (True, 0.0)
     assert (default.port, default.rate_limit_per_second, default.rate_limit_burst) == (

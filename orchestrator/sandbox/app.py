@@ -72,6 +72,8 @@ async def _gateway(request: web.Request, handler: Handler) -> web.StreamResponse
     if delay > 0:
         await asyncio.sleep(delay)
     response = await _through_faults(request, handler, state)
+    if isinstance(response, web.Response) and not isinstance(response, Dropped):
+        _echo_token(request, response, state)
     status = 0 if isinstance(response, Dropped) else response.status
     state.record_request(request.method, request.path, status)
     return response
@@ -99,6 +101,24 @@ async def _through_faults(
     if decision is not None and not isinstance(response, Dropped):
         response.headers.update(decision.headers(state.wall_now()))
     return response
+
+
+def _echo_token(request: web.Request, response: web.Response, state: SandboxState) -> None:
+    """Fault `echo_token_errors`: quote the request's bearer token in a JSON error's `message`."""
+    if response.status < 400 or not request.path.startswith("/api/v2/"):
+        return
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip() or not isinstance(response.body, bytes):
+        return
+    try:
+        body = orjson.loads(response.body)
+    except orjson.JSONDecodeError:  # the 502's HTML page: nothing to quote it in
+        return
+    if not isinstance(body, dict) or not isinstance(body.get("message"), str):
+        return
+    if state.faults.take(FaultKind.ECHO_TOKEN, request.method, request.path):
+        body["message"] = f"{body['message']} (Authorization: Bearer {token.strip()})"
+        response.body = orjson.dumps(body)
 
 
 async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:

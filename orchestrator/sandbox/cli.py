@@ -95,6 +95,13 @@ def _add_fault_arguments(parser: argparse.ArgumentParser) -> None:
         "--poison", action="append", default=[], metavar="EMAIL[=CODE]", help="default CONFLICT"
     )
     faults.add_argument("--errors-generic-form", action="store_true")
+    faults.add_argument(
+        "--echo-token-errors",
+        type=int,
+        default=0,
+        metavar="N",
+        help="the next N API error messages quote the request's bearer token",
+    )
 
 
 def settings_from_args(ns: argparse.Namespace) -> SandboxSettings:
@@ -154,6 +161,7 @@ def _fault_plan(ns: argparse.Namespace) -> FaultPlan:
         lose_users=frozenset(email.lower() for email in ns.lose_user),
         poisoned_users=poisoned,
         errors_generic_form=ns.errors_generic_form,
+        echo_token_errors=ns.echo_token_errors,
     )
 
 

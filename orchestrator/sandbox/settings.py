@@ -81,10 +81,13 @@ class FaultPlan:
     poisoned_users: Mapping[str, str] = field(default_factory=dict)
     #: Answer GET /jobs/{id}/errors of a failed job with the generic object form instead of 204.
     errors_generic_form: bool = False
+    #: The next N JSON error answers of the Management API quote the request's bearer token in their
+    #: `message`, as some proxies do (tests of the client's redaction).
+    echo_token_errors: int = 0
 
     def __post_init__(self) -> None:
         counts = (self.fail_requests, self.reset_requests, self.reset_after_create)
-        if min((*counts, self.fail_jobs, self.rate_limit_429s)) < 0:
+        if min((*counts, self.fail_jobs, self.rate_limit_429s, self.echo_token_errors)) < 0:
             raise ConfigError("sandbox fault counts must be >= 0")
         if not 500 <= self.fail_requests_status <= 599:
             raise ConfigError("--fail-status must be a 5xx status")
