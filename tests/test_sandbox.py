@@ -488,6 +488,52 @@ async def test_job_lifecycle_on_a_clock(session: aiohttp.ClientSession) -> None:
         assert server.state.jobs()[0].status == "deleted"
 
 
+async def test_retention_deletes_job_records_not_users(session: aiohttp.ClientSession) -> None:
+    """After `retention` a job's record and errors are gone; the users it imported stay in the
+    tenant, with their created_at on the sandbox's (offset) clock."""
+    clock = FakeClock()
+    settings = SandboxSettings(
+        job_latency=0, job_seconds=2, retention=100, token_lifetime=5000, clock_offset=3600
+    )
+    async with SandboxServer(settings, clock=clock) as server:
+        started = time.time()
+        token = await get_token(session, server)
+        users = [{"email": "kept@x.io"}, {"email": "kept@x.io"}]
+        status, created = await post_import(session, server, token, users)
+        assert status == 202
+        assert isinstance(created, dict)
+        job, errors = f"/api/v2/jobs/{created['id']}", f"/api/v2/jobs/{created['id']}/errors"
+        clock.advance(2)
+        assert (await get_json(session, server, token, job))[0] == 200
+        assert (await get_json(session, server, token, errors))[0] == 200
+        clock.advance(98)
+        status, gone = await get_json(session, server, token, job)
+        assert (status, gone) == (
+            404,
+            {
+                "statusCode": 404,
+                "error": "Not Found",
+                "message": "Job not found.",
+                "errorCode": "inexistent_job",
+            },
+        )
+        status, gone = await get_json(session, server, token, errors)
+        assert status == 404
+        assert isinstance(gone, dict)
+        assert gone["message"] == "The job does not exist."
+        status, found = await get_json(
+            session, server, token, "/api/v2/users-by-email?email=kept@x.io"
+        )
+        assert status == 200
+        assert isinstance(found, list)
+        (user,) = found
+        assert server.state.user_count == 1
+        # The job ended 2 s after the sandbox started, on a clock 3600 s ahead.
+        created_at = datetime.fromisoformat(user["created_at"]).timestamp()
+        assert started + 3600 + 2 - 1 <= created_at <= time.time() + 3600 + 2 + 1
+        assert user["updated_at"] == user["created_at"]
+
+
 async def test_job_id_pattern_and_unknown_job(session: aiohttp.ClientSession) -> None:
     async with SandboxServer() as server:
         token = await get_token(session, server)
