@@ -252,9 +252,10 @@ async def _password_login(
 ) -> web.Response:
     """The password-realm grant: a user of database connection `realm` signs in with email and password.
 
-    Checks run in the service's order: the client, the grant, the parameters, the realm, then the
-    credentials; a blocked user is told so only once the password is right. Statuses and texts are the
-    Authentication API's (auth0/docs "Authentication API errors"). Every attempt is counted.
+    Checks run in this order: the client, the grant, the parameters, the realm, then the credentials;
+    a blocked user is told so only once the password is right, so a wrong password reveals nothing.
+    Statuses and texts are the Authentication API's documented ones (auth0/docs "Authentication API
+    errors"; the order itself is not documented). Every attempt is counted.
     """
 
     def refuse(reason: str, status: int, error: str, description: str) -> web.Response:
