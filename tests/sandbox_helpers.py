@@ -1,4 +1,5 @@
-"""Helpers for tests that talk to the sandbox over real HTTP: a token, a hand-built import request.
+"""Helpers for tests that talk to the sandbox over real HTTP: a token, a hand-built import request, a
+job run to its end, a password login.
 
 The multipart body is built here byte by byte (go-auth0's layout, reference §12.1) rather than with the
 client's encoder, so sandbox tests control the exact request size and do not depend on client code.
@@ -6,13 +7,23 @@ client's encoder, so sandbox tests control the exact request size and do not dep
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 import orjson
 
-from orchestrator.sandbox import DATABASE_CONNECTION_ID, SandboxServer, SandboxThread
+from orchestrator.sandbox import (
+    DATABASE_CONNECTION_ID,
+    DATABASE_CONNECTION_NAME,
+    SandboxServer,
+    SandboxThread,
+)
+
+PASSWORD_REALM = "http://auth0.com/oauth/grant-type/password-realm"
 
 BOUNDARY = "sandboxtestboundary0123456789abc"
 
@@ -115,3 +126,55 @@ async def get_json(
     async with session.get(f"{server.base_url}{path}", headers=headers) as response:
         payload = await response.read()
         return response.status, orjson.loads(payload) if payload else None
+
+
+async def wait_terminal(
+    session: aiohttp.ClientSession, server: SandboxServer, token: str, job_id: str
+) -> dict[str, Any]:
+    """Poll GET /jobs/{id} until the job is no longer pending or processing; returns its body."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        status, body = await get_json(session, server, token, f"/api/v2/jobs/{job_id}")
+        assert status == 200
+        assert isinstance(body, dict)
+        if body["status"] not in {"pending", "processing"}:
+            return body
+        await asyncio.sleep(0.01)
+    raise AssertionError("job never finished")
+
+
+async def run_job(
+    session: aiohttp.ClientSession,
+    server: SandboxServer,
+    token: str,
+    users: Sequence[object] | bytes,
+    **fields: object,
+) -> dict[str, Any]:
+    """POST an import (it must be accepted) and wait for its terminal body."""
+    status, created = await post_import(session, server, token, users, **fields)
+    assert status == 202, created
+    assert isinstance(created, dict)
+    return await wait_terminal(session, server, token, created["id"])
+
+
+async def login(
+    session: aiohttp.ClientSession,
+    server: SandboxServer,
+    username: str,
+    password: str,
+    **params: str,
+) -> tuple[int, dict[str, Any]]:
+    """A password-realm login (form body) into the database connection; returns (status, body)."""
+    payload = {
+        "grant_type": PASSWORD_REALM,
+        "client_id": server.settings.client_id,
+        "client_secret": server.settings.client_secret,
+        "username": username,
+        "password": password,
+        "realm": DATABASE_CONNECTION_NAME,
+        **params,
+    }
+    async with session.post(f"{server.base_url}/oauth/token", data=payload) as response:
+        body = await response.json()
+        assert isinstance(body, dict)
+        return response.status, body

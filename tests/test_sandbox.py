@@ -4,7 +4,6 @@ over real HTTP on 127.0.0.1 (no mocks)."""
 from __future__ import annotations
 
 import argparse
-import asyncio
 import base64
 import json
 import re
@@ -12,7 +11,9 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
+from datetime import datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import aiohttp
@@ -40,6 +41,7 @@ from tests.sandbox_helpers import (
     import_body,
     multipart_headers,
     post_import,
+    run_job,
 )
 
 FAST: dict[str, Any] = {"job_latency": 0.0, "job_seconds": 0.05}
@@ -52,33 +54,6 @@ ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 async def session() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession() as client:
         yield client
-
-
-async def wait_terminal(
-    session: aiohttp.ClientSession, server: SandboxServer, token: str, job_id: str
-) -> dict[str, Any]:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        status, body = await get_json(session, server, token, f"/api/v2/jobs/{job_id}")
-        assert status == 200
-        assert isinstance(body, dict)
-        if body["status"] not in {"pending", "processing"}:
-            return body
-        await asyncio.sleep(0.01)
-    raise AssertionError("job never finished")
-
-
-async def run_job(
-    session: aiohttp.ClientSession,
-    server: SandboxServer,
-    token: str,
-    users: Sequence[object] | bytes,
-    **fields: object,
-) -> dict[str, Any]:
-    status, created = await post_import(session, server, token, users, **fields)
-    assert status == 202, created
-    assert isinstance(created, dict)
-    return await wait_terminal(session, server, token, created["id"])
 
 
 # -- token endpoint ---------------------------------------------------------------------------------
@@ -513,6 +488,52 @@ async def test_job_lifecycle_on_a_clock(session: aiohttp.ClientSession) -> None:
         assert server.state.jobs()[0].status == "deleted"
 
 
+async def test_retention_deletes_job_records_not_users(session: aiohttp.ClientSession) -> None:
+    """After `retention` a job's record and errors are gone; the users it imported stay in the
+    tenant, with their created_at on the sandbox's (offset) clock."""
+    clock = FakeClock()
+    settings = SandboxSettings(
+        job_latency=0, job_seconds=2, retention=100, token_lifetime=5000, clock_offset=3600
+    )
+    async with SandboxServer(settings, clock=clock) as server:
+        started = time.time()
+        token = await get_token(session, server)
+        users = [{"email": "kept@x.io"}, {"email": "kept@x.io"}]
+        status, created = await post_import(session, server, token, users)
+        assert status == 202
+        assert isinstance(created, dict)
+        job, errors = f"/api/v2/jobs/{created['id']}", f"/api/v2/jobs/{created['id']}/errors"
+        clock.advance(2)
+        assert (await get_json(session, server, token, job))[0] == 200
+        assert (await get_json(session, server, token, errors))[0] == 200
+        clock.advance(98)
+        status, gone = await get_json(session, server, token, job)
+        assert (status, gone) == (
+            404,
+            {
+                "statusCode": 404,
+                "error": "Not Found",
+                "message": "Job not found.",
+                "errorCode": "inexistent_job",
+            },
+        )
+        status, gone = await get_json(session, server, token, errors)
+        assert status == 404
+        assert isinstance(gone, dict)
+        assert gone["message"] == "The job does not exist."
+        status, found = await get_json(
+            session, server, token, "/api/v2/users-by-email?email=kept@x.io"
+        )
+        assert status == 200
+        assert isinstance(found, list)
+        (user,) = found
+        assert server.state.user_count == 1
+        # The job ended 2 s after the sandbox started, on a clock 3600 s ahead.
+        created_at = datetime.fromisoformat(user["created_at"]).timestamp()
+        assert started + 3600 + 2 - 1 <= created_at <= time.time() + 3600 + 2 + 1
+        assert user["updated_at"] == user["created_at"]
+
+
 async def test_job_id_pattern_and_unknown_job(session: aiohttp.ClientSession) -> None:
     async with SandboxServer() as server:
         token = await get_token(session, server)
@@ -726,6 +747,45 @@ async def test_connections_endpoint(session: aiohttp.ClientSession) -> None:
         assert status == 404
 
 
+async def test_connections_by_name_and_strategy(session: aiohttp.ClientSession) -> None:
+    async with SandboxServer() as server:
+        token = await get_token(session, server)
+        _, by_id = await get_json(
+            session, server, token, f"/api/v2/connections/{DATABASE_CONNECTION_ID}"
+        )
+        path = "/api/v2/connections?name=Username-Password-Authentication"
+        status, found = await get_json(session, server, token, path)
+        assert (status, found) == (200, [by_id])
+        status, none = await get_json(session, server, token, "/api/v2/connections?name=Nope")
+        assert (status, none) == (200, [])
+
+        async def ids(query: str) -> list[str]:
+            status, body = await get_json(session, server, token, f"/api/v2/connections{query}")
+            assert status == 200
+            assert isinstance(body, list)
+            return [connection["id"] for connection in body]
+
+        database = [DATABASE_CONNECTION_ID, DISABLED_CONNECTION_ID, CUSTOM_DB_CONNECTION_ID]
+        assert await ids("?strategy=auth0") == database
+        assert await ids("?strategy=auth0&strategy=google-oauth2") == [
+            *database[:2],
+            SOCIAL_CONNECTION_ID,
+            database[2],
+        ]
+        assert await ids("?name=google-oauth2&strategy=auth0") == []
+        assert len(await ids("")) == 4
+    async with SandboxServer(SandboxSettings(scopes=("read:users",))) as server:
+        token = await get_token(session, server)
+        status, body = await get_json(session, server, token, "/api/v2/connections?name=x")
+        assert status == 403
+        assert body == {
+            "statusCode": 403,
+            "error": "Forbidden",
+            "message": "Insufficient scope; expected any of: read:connections.",
+            "errorCode": "insufficient_scope",
+        }
+
+
 def test_connection_ids_match_the_api_pattern() -> None:
     pattern = re.compile(r"^con_[A-Za-z0-9]{16}$")
     ids = (
@@ -882,6 +942,90 @@ async def test_lost_and_poisoned_users(session: aiohttp.ClientSession) -> None:
             assert len(found) == expected
 
 
+async def test_echo_token_errors_quote_the_bearer_token(session: aiohttp.ClientSession) -> None:
+    async with SandboxServer(SandboxSettings(faults=FaultPlan(echo_token_errors=1))) as server:
+        token = await get_token(session, server)
+        unknown = "/api/v2/jobs/job_AAAAAAAAAAAAAAAA"
+        # Answers that are not errors do not use the fault up.
+        assert (await get_json(session, server, token, "/api/v2/connections"))[0] == 200
+        status, body = await get_json(session, server, token, unknown)
+        assert status == 404
+        assert isinstance(body, dict)
+        assert body["message"] == f"Job not found. (Authorization: Bearer {token})"
+        assert body["errorCode"] == "inexistent_job"
+        status, body = await get_json(session, server, token, unknown)
+        assert isinstance(body, dict)
+        assert body["message"] == "Job not found."
+        # Armed over HTTP: a rejected token is quoted too; a request without one is left alone.
+        async with session.post(
+            f"{server.base_url}/sandbox/faults", json={"echo_token_errors": 2}
+        ) as response:
+            assert (await response.json())["faults"]["echo_token_errors"] == 2
+        async with session.get(f"{server.base_url}{unknown}") as response:
+            assert (await response.json())["message"] == "Missing authentication"
+        status, body = await get_json(session, server, "a.b.c", unknown)
+        assert status == 401
+        assert isinstance(body, dict)
+        assert body["message"] == (
+            "Invalid signature received for JSON Web Token validation (Authorization: Bearer a.b.c)"
+        )
+        # The token endpoint is not the Management API: its errors never quote anything.
+        async with session.post(
+            f"{server.base_url}/oauth/token",
+            data={"grant_type": "client_credentials"},
+            headers={"Authorization": f"Bearer {token}"},
+        ) as response:
+            assert token not in await response.text()
+        assert server.state.faults.pending()["echo_token_errors"] == 1
+        assert server.state.faults.fired["echo_token_errors"] == 2
+
+
+async def test_clock_offset_moves_every_wall_time(session: aiohttp.ClientSession) -> None:
+    offset = -7200.0
+    settings = SandboxSettings(
+        clock_offset=offset, rate_limit_per_second=1, rate_limit_burst=3, **FAST
+    )
+
+    def near(seconds: float, slack: float = 3) -> bool:
+        skewed = time.time() + offset
+        return skewed - slack <= seconds <= skewed + slack
+
+    def date_of(response: aiohttp.ClientResponse) -> float:
+        return parsedate_to_datetime(response.headers["Date"]).timestamp()
+
+    async with SandboxServer(settings) as server:
+        payload = {
+            "grant_type": "client_credentials",
+            "client_id": server.settings.client_id,
+            "client_secret": server.settings.client_secret,
+            "audience": f"https://{server.settings.domain}/api/v2/",
+        }
+        async with session.post(f"{server.base_url}/oauth/token", data=payload) as response:
+            assert near(date_of(response))
+            assert near(int(response.headers["x-ratelimit-reset"]))
+            token = (await response.json())["access_token"]
+        _, claims_b64, _ = token.split(".")
+        claims = json.loads(base64.urlsafe_b64decode(claims_b64 + "=" * (-len(claims_b64) % 4)))
+        assert near(claims["iat"])
+        status, created = await post_import(session, server, token, [{"email": "a@x.io"}])
+        assert status == 202
+        assert isinstance(created, dict)
+        assert near(datetime.fromisoformat(created["created_at"]).timestamp())
+        # Error answers carry the skewed Date too: a 401, the router's 404, a rate-limit 429 ...
+        for path in ("/api/v2/users-by-email", "/api/v2/nope", "/api/v2/nope"):
+            async with session.get(f"{server.base_url}{path}") as response:
+                assert response.status in {401, 404, 429}
+                assert near(date_of(response))
+        assert server.state.too_many_requests["rate_limit"] >= 1
+        # ... an injected 502 (HTML), and the control endpoints.
+        server.state.faults.fail_requests(1, status=502)
+        async with session.get(f"{server.base_url}/api/v2/nope") as response:
+            assert response.status == 502
+            assert near(date_of(response))
+        async with session.get(f"{server.base_url}/sandbox/state") as response:
+            assert near(date_of(response))
+
+
 # -- the record and the control endpoints -----------------------------------------------------------
 
 
@@ -960,7 +1104,8 @@ def test_settings_from_args() -> None:
         [
             "--port", "0", "--job-slots", "3", "--job-seconds", "0.1", "--fail-jobs", "2",
             "--poison", "a@x.io", "--poison", "b@x.io=PATTERN", "--no-rate-limit",
-            "--reset-after-create", "1", "--latency", "0.2",
+            "--reset-after-create", "1", "--latency", "0.2", "--no-password-grant",
+            "--clock-offset", "-300", "--echo-token-errors", "2",
         ]
     )  # fmt: skip
     settings = settings_from_args(ns)
@@ -969,7 +1114,10 @@ def test_settings_from_args() -> None:
     assert settings.faults.fail_jobs == 2
     assert settings.faults.reset_after_create == 1
     assert settings.faults.poisoned_users == {"a@x.io": "CONFLICT", "b@x.io": "PATTERN"}
+    assert (settings.password_grant, settings.clock_offset) == (False, -300.0)
+    assert settings.faults.echo_token_errors == 2
     default = settings_from_args(parser.parse_args([]))
+    assert (default.password_grant, default.clock_offset) == (True, 0.0)
     assert (default.port, default.rate_limit_per_second, default.rate_limit_burst) == (
         8765,
         2.0,

@@ -1,6 +1,7 @@
-"""A local Auth0-compatible server: the Management API's bulk-import endpoints and the token grant,
-with the real statuses, bodies and limits, a deterministic job model, fault injection and a record of
-everything it saw. Used by `orchestrator sandbox`, by the test-suite and by the benchmark.
+"""A local Auth0-compatible server: the Management API's bulk-import endpoints, the token grant and
+password logins that check each imported hash (passwords.py), with the real statuses, bodies and limits,
+a deterministic job model, fault injection and a record of everything it saw. Used by
+`orchestrator sandbox`, by the test-suite and by the benchmark.
 
 Typical use in a test::
 

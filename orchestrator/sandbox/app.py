@@ -2,6 +2,7 @@
 middleware that applies latency, faults and the rate limit and records every request.
 
 Routes under /sandbox/ (state and faults) bypass the gateway: reading the record never perturbs it.
+Every answer, errors included, carries a `Date` on the sandbox's wall clock (`clock_offset`).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 from collections.abc import Awaitable, Callable
+from email.utils import formatdate
 from typing import Final
 
 import orjson
@@ -41,7 +43,13 @@ def create_app(state: SandboxState) -> web.Application:
     app.add_routes(API_ROUTES)
     app.router.add_get("/sandbox/state", _sandbox_state)
     app.router.add_post("/sandbox/faults", _sandbox_faults)
+    app.on_response_prepare.append(_stamp_date)
     return app
+
+
+async def _stamp_date(request: web.Request, response: web.StreamResponse) -> None:
+    """Set `Date` from the sandbox's clock (aiohttp would use the host's), just before it is sent."""
+    response.headers["Date"] = formatdate(request.app[STATE_KEY].wall_now(), usegmt=True)
 
 
 def _is_loopback(remote: str | None) -> bool:
@@ -64,6 +72,8 @@ async def _gateway(request: web.Request, handler: Handler) -> web.StreamResponse
     if delay > 0:
         await asyncio.sleep(delay)
     response = await _through_faults(request, handler, state)
+    if isinstance(response, web.Response) and not isinstance(response, Dropped):
+        _echo_token(request, response, state)
     status = 0 if isinstance(response, Dropped) else response.status
     state.record_request(request.method, request.path, status)
     return response
@@ -89,8 +99,26 @@ async def _through_faults(
         return _rate_limited(state, decision, path)
     response = await _answer(request, handler)
     if decision is not None and not isinstance(response, Dropped):
-        response.headers.update(decision.headers(state.wall(state.now())))
+        response.headers.update(decision.headers(state.wall_now()))
     return response
+
+
+def _echo_token(request: web.Request, response: web.Response, state: SandboxState) -> None:
+    """Fault `echo_token_errors`: quote the request's bearer token in a JSON error's `message`."""
+    if response.status < 400 or not request.path.startswith("/api/v2/"):
+        return
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip() or not isinstance(response.body, bytes):
+        return
+    try:
+        body = orjson.loads(response.body)
+    except orjson.JSONDecodeError:  # the 502's HTML page: nothing to quote it in
+        return
+    if not isinstance(body, dict) or not isinstance(body.get("message"), str):
+        return
+    if state.faults.take(FaultKind.ECHO_TOKEN, request.method, request.path):
+        body["message"] = f"{body['message']} (Authorization: Bearer {token.strip()})"
+        response.body = orjson.dumps(body)
 
 
 async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -115,7 +143,7 @@ def _server_error(status: int) -> web.Response:
 
 
 def _rate_limited(state: SandboxState, decision: RateDecision | None, path: str) -> web.Response:
-    wall = state.wall(state.now())
+    wall = state.wall_now()
     if decision is None:  # an injected 429: the bucket "refills" in about a second
         limit = state.settings.bucket_size or 10
         decision = RateDecision(allowed=False, limit=limit, remaining=0, seconds_to_refill=1.0)

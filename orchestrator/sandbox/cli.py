@@ -45,8 +45,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     tenant.add_argument("--client-secret", default=DEFAULT_CLIENT_SECRET)
     tenant.add_argument("--scopes", default=" ".join(DEFAULT_SCOPES), help="granted scopes")
     tenant.add_argument("--no-grant", action="store_true", help="the token endpoint answers 403")
+    tenant.add_argument(
+        "--no-password-grant",
+        action="store_true",
+        help="user logins (the password-realm grant) answer 403 unauthorized_client",
+    )
     tenant.add_argument("--static-token", help="also accept this Management API token")
     tenant.add_argument("--token-lifetime", type=float, default=86_400.0, metavar="SECONDS")
+    tenant.add_argument(
+        "--clock-offset",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="shift the sandbox's clock (Date, x-ratelimit-reset, created_at), e.g. -300",
+    )
     jobs = parser.add_argument_group("jobs and limits")
     jobs.add_argument("--job-slots", type=int, default=PUBLIC_CLOUD_JOB_SLOTS)
     jobs.add_argument("--job-latency", type=float, default=0.5, metavar="SECONDS")
@@ -83,6 +95,13 @@ def _add_fault_arguments(parser: argparse.ArgumentParser) -> None:
         "--poison", action="append", default=[], metavar="EMAIL[=CODE]", help="default CONFLICT"
     )
     faults.add_argument("--errors-generic-form", action="store_true")
+    faults.add_argument(
+        "--echo-token-errors",
+        type=int,
+        default=0,
+        metavar="N",
+        help="the next N API error messages quote the request's bearer token",
+    )
 
 
 def settings_from_args(ns: argparse.Namespace) -> SandboxSettings:
@@ -100,6 +119,7 @@ def settings_from_args(ns: argparse.Namespace) -> SandboxSettings:
         client_secret=ns.client_secret,
         scopes=tuple(ns.scopes.split()),
         client_granted=not ns.no_grant,
+        password_grant=not ns.no_password_grant,
         static_token=ns.static_token,
         token_lifetime=ns.token_lifetime,
         job_slots=ns.job_slots,
@@ -113,6 +133,7 @@ def settings_from_args(ns: argparse.Namespace) -> SandboxSettings:
         rate_limit_burst=None if unlimited else ns.rate_limit_burst,
         rate_limit_retry_after=ns.retry_after,
         user_store=ns.user_store,
+        clock_offset=ns.clock_offset,
         # A random seed by default: a restarted sandbox must not hand out a job id a client
         # still remembers from the previous one.
         seed=secrets.randbelow(2**31) if ns.seed is None else ns.seed,
@@ -140,6 +161,7 @@ def _fault_plan(ns: argparse.Namespace) -> FaultPlan:
         lose_users=frozenset(email.lower() for email in ns.lose_user),
         poisoned_users=poisoned,
         errors_generic_form=ns.errors_generic_form,
+        echo_token_errors=ns.echo_token_errors,
     )
 
 

@@ -37,6 +37,7 @@ class FaultKind(StrEnum):
     RESET_AFTER_CREATE = "reset_after_create"
     FAIL_JOB = "fail_jobs"
     RATE_LIMIT_429 = "rate_limit_429s"
+    ECHO_TOKEN = "echo_token_errors"
 
 
 @dataclass(slots=True)
@@ -93,6 +94,7 @@ class Faults:
         for email, code in plan.poisoned_users.items():
             self.poison_users([email], code=code)
         self.errors_generic_form = plan.errors_generic_form
+        self.echo_token_errors(plan.echo_token_errors)
 
     def fail_requests(
         self,
@@ -127,6 +129,11 @@ class Faults:
     ) -> None:
         """Answer the next `count` matching requests with the global rate-limit 429."""
         self._add(_Rule(FaultKind.RATE_LIMIT_429, count, RequestMatch(method, path_prefix)))
+
+    def echo_token_errors(self, count: int) -> None:
+        """The next `count` JSON error answers of the Management API to a request that carries a bearer
+        token quote that token in their `message` (as some proxies do)."""
+        self._add(_Rule(FaultKind.ECHO_TOKEN, count, RequestMatch(path_prefix="/api/v2/")))
 
     def set_latency(self, seconds: float, maximum: float | None = None) -> None:
         """Delay every answer by `seconds`, or by a seeded uniform draw in [seconds, maximum]."""
@@ -238,8 +245,8 @@ def apply_fault_request(faults: Faults, body: Mapping[str, object]) -> None:
     """Arm the faults a POST /sandbox/faults body names.
 
     Keys: `fail_requests` / `reset_requests` / `rate_limit_429s` (a count, or {"count", "method",
-    "path_prefix"}, plus "status" for fail_requests), `reset_after_create` (a count), `fail_jobs` (a
-    count or {"count", "details"}), `latency` (seconds or {"min", "max"}), `lose_users` (emails),
+    "path_prefix"}, plus "status" for fail_requests), `reset_after_create` and `echo_token_errors` (a
+    count), `fail_jobs` (a count or {"count", "details"}), `latency` (seconds or {"min", "max"}), `lose_users` (emails),
     `poisoned_users` ({email: code}), `errors_generic_form` (bool), `clear` (true). The app handles
     `expire_tokens` (true) itself.
 
@@ -261,6 +268,8 @@ def apply_fault_request(faults: Faults, body: Mapping[str, object]) -> None:
                 faults.rate_limit_429s(count, **match)
         elif key == "reset_after_create":
             faults.reset_after_create(_count_spec(value)[0])
+        elif key == "echo_token_errors":
+            faults.echo_token_errors(_count_spec(value)[0])
         elif key == "fail_jobs":
             count, spec = _count_spec(value)
             details = spec.get("details", DEFAULT_JOB_FAILURE_DETAILS)

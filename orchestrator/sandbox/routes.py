@@ -1,9 +1,14 @@
 """Handlers of the Management API routes and the token endpoint, with the real checks, statuses and
 messages (reference §1, §4, §5, §9, §12); the tenant logic itself lives in SandboxState.
+
+The token endpoint also signs users in (the password-realm grant), checking the password against the
+hash the user was imported with (passwords.py). A password is read from the request and handed to the
+check; it is never stored, recorded or put in an answer.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hmac
@@ -15,6 +20,7 @@ from aiohttp import web
 
 from orchestrator.sandbox.faults import FaultKind
 from orchestrator.sandbox.jobs import NewJob, parse_users_file
+from orchestrator.sandbox.passwords import CannotVerify, verify
 from orchestrator.sandbox.responses import (
     STATE_KEY,
     ApiFailure,
@@ -40,6 +46,12 @@ NO_GRANT: Final = (
     'Client is not authorized to access "{audience}". You need to create a "client-grant" '
     "associated to this API. See: https://auth0.com/docs/api/v2#!/Client_Grants/post_client_grants"
 )
+PASSWORD_REALM: Final = "http://auth0.com/oauth/grant-type/password-realm"
+GRANT_NOT_ALLOWED: Final = f"Grant type '{PASSWORD_REALM}' not allowed for the client."
+WRONG_CREDENTIALS: Final = "Wrong email or password."
+#: What a login grants when the request names no scope (the OIDC scopes an ID token is made from).
+DEFAULT_LOGIN_SCOPE: Final = "openid profile email"
+_OIDC_SCOPES: Final = ("openid", "profile", "email")
 
 routes = web.RouteTableDef()
 
@@ -150,6 +162,21 @@ async def get_job_errors(request: web.Request) -> web.Response:
     return json_response(errors, charset=False)
 
 
+@routes.get("/api/v2/connections")
+async def list_connections(request: web.Request) -> web.Response:
+    """The tenant's connections, filtered by `name` (exact) and `strategy` (repeatable); [] if none."""
+    state = _authorize(request, "read:connections")
+    name = request.query.get("name")
+    strategies = set(request.query.getall("strategy", []))
+    found = [
+        connection.to_json(state.settings.client_id)
+        for connection in state.connections.values()
+        if (name is None or connection.name == name)
+        and (not strategies or connection.strategy in strategies)
+    ]
+    return json_response(found)
+
+
 @routes.get("/api/v2/connections/{id}")
 async def get_connection(request: web.Request) -> web.Response:
     state = _authorize(request, "read:connections")
@@ -171,7 +198,7 @@ async def users_by_email(request: web.Request) -> web.Response:
 
 @routes.post("/oauth/token")
 async def issue_token(request: web.Request) -> web.Response:
-    """The client-credentials grant (reference §9)."""
+    """The client-credentials grant (reference §9) and the password-realm grant (user logins)."""
     state = request.app[STATE_KEY]
     params = await _token_params(request)
     if params is None:
@@ -179,12 +206,12 @@ async def issue_token(request: web.Request) -> web.Response:
     grant_type = params.get("grant_type")
     if not grant_type:
         return oauth_error(400, "invalid_request", "Missing required parameter: grant_type")
+    if grant_type == PASSWORD_REALM:
+        return await _password_login(request, state, params)
     if grant_type != "client_credentials":
         return oauth_error(400, "unsupported_grant_type", f"Unsupported grant type: {grant_type}")
     client_id, secret = _client_credentials(request, params)
-    settings = state.settings
-    known = client_id == settings.client_id
-    if not (known and hmac.compare_digest(secret.encode(), settings.client_secret.encode())):
+    if not _client_authenticated(state, client_id, secret):
         return oauth_error(401, "invalid_client", "Client authentication failed")
     audience = params.get("audience", "")
     denied = _audience_refusal(state, audience)
@@ -200,15 +227,84 @@ async def issue_token(request: web.Request) -> web.Response:
     return json_response(body)
 
 
+def _client_authenticated(state: SandboxState, client_id: str, secret: str) -> bool:
+    settings = state.settings
+    known = client_id == settings.client_id
+    return known and hmac.compare_digest(secret.encode(), settings.client_secret.encode())
+
+
 def _audience_refusal(state: SandboxState, audience: str) -> str | None:
     if not audience:
         return "No audience parameter was provided, and no default audience has been configured"
-    # The Management API's identifier is https://{domain}/api/v2/; the bound URL is accepted too,
-    # because a client pointed at AUTH0_BASE_URL may derive the audience from it.
-    accepted = {f"https://{state.settings.domain}/api/v2/", f"{state.base_url}/api/v2/"}
-    if audience not in accepted:
+    if not _known_audience(state, audience):
         return f"Service not found: {audience}"
     return None if state.settings.client_granted else NO_GRANT.format(audience=audience)
+
+
+def _known_audience(state: SandboxState, audience: str) -> bool:
+    # The Management API's identifier is https://{domain}/api/v2/; the bound URL is accepted too,
+    # because a client pointed at AUTH0_BASE_URL may derive the audience from it.
+    return audience in {f"https://{state.settings.domain}/api/v2/", f"{state.base_url}/api/v2/"}
+
+
+async def _password_login(
+    request: web.Request, state: SandboxState, params: dict[str, str]
+) -> web.Response:
+    """The password-realm grant: a user of database connection `realm` signs in with email and password.
+
+    Checks run in this order: the client, the grant, the parameters, the realm, then the credentials;
+    a blocked user is told so only once the password is right, so a wrong password reveals nothing.
+    Statuses and texts are the Authentication API's documented ones (auth0/docs "Authentication API
+    errors"; the order itself is not documented). Every attempt is counted.
+    """
+
+    def refuse(reason: str, status: int, error: str, description: str) -> web.Response:
+        state.record_login_failure(reason)
+        return oauth_error(status, error, description)
+
+    client_id, secret = _client_credentials(request, params)
+    if not _client_authenticated(state, client_id, secret):
+        return refuse("invalid_client", 401, "invalid_client", "Client authentication failed")
+    if not state.settings.password_grant:
+        return refuse("unauthorized_client", 403, "unauthorized_client", GRANT_NOT_ALLOWED)
+    for name in ("username", "password", "realm"):
+        if not params.get(name):
+            description = f"Missing required parameter: {name}"
+            return refuse("invalid_request", 400, "invalid_request", description)
+    audience = params.get("audience", "")
+    if audience and not _known_audience(state, audience):
+        return refuse("access_denied", 403, "access_denied", f"Service not found: {audience}")
+    connection = state.connection_named(params["realm"])
+    if connection is None:
+        return refuse("unknown_realm", 400, "invalid_request", "the connection was not found")
+    if not connection.is_database:
+        description = "specified strategy does not support requested operation"
+        return refuse("unknown_realm", 400, "invalid_request", description)
+    if not connection.enabled:
+        return refuse("unknown_realm", 400, "invalid_request", "the connection was disabled")
+    found = state.login_credential(connection.name, params["username"])
+    matched = False
+    if found is not None and found[1].stored is not None:
+        try:
+            # bcrypt, scrypt, argon2 and pbkdf2 cost tens of milliseconds: off the event loop.
+            matched = await asyncio.to_thread(verify, found[1].stored, params["password"])
+        except CannotVerify as exc:
+            return refuse("cannot_verify", 500, "server_error", str(exc))
+    if found is None or not matched:
+        return refuse("wrong_credentials", 403, "invalid_grant", WRONG_CREDENTIALS)
+    profile = found[0]
+    if profile.get("blocked") is True:
+        return refuse("blocked", 401, "unauthorized", "user is blocked")
+    requested = params.get("scope", DEFAULT_LOGIN_SCOPE).split()
+    scope = " ".join(name for name in _OIDC_SCOPES if name in requested)
+    tokens = state.complete_login(
+        realm=connection.name, profile=profile, client_id=client_id, audience=audience, scope=scope
+    )
+    body: dict[str, object] = {"access_token": tokens.access_token}
+    if tokens.id_token is not None:
+        body["id_token"] = tokens.id_token
+    body.update(scope=tokens.scope, expires_in=tokens.expires_in, token_type="Bearer")
+    return json_response(body)
 
 
 async def _token_params(request: web.Request) -> dict[str, str] | None:

@@ -1,4 +1,5 @@
-"""Settings of the sandbox: the tenant's credentials, limits and job timing, and the faults armed at start.
+"""Settings of the sandbox: the tenant's credentials, grants, limits, job timing and clock, and the faults
+armed at start.
 
 Everything a test needs to shrink (job duration, limits, token lifetime) is a field here; the defaults are
 the real service's documented values (reference §2, §3, §6, §9) or short, demo-friendly job timings.
@@ -80,10 +81,13 @@ class FaultPlan:
     poisoned_users: Mapping[str, str] = field(default_factory=dict)
     #: Answer GET /jobs/{id}/errors of a failed job with the generic object form instead of 204.
     errors_generic_form: bool = False
+    #: The next N JSON error answers of the Management API quote the request's bearer token in their
+    #: `message`, as some proxies do (tests of the client's redaction).
+    echo_token_errors: int = 0
 
     def __post_init__(self) -> None:
         counts = (self.fail_requests, self.reset_requests, self.reset_after_create)
-        if min((*counts, self.fail_jobs, self.rate_limit_429s)) < 0:
+        if min((*counts, self.fail_jobs, self.rate_limit_429s, self.echo_token_errors)) < 0:
             raise ConfigError("sandbox fault counts must be >= 0")
         if not 500 <= self.fail_requests_status <= 599:
             raise ConfigError("--fail-status must be a 5xx status")
@@ -114,6 +118,8 @@ class SandboxSettings:
     scopes: tuple[str, ...] = DEFAULT_SCOPES
     #: False: the client has no grant for the Management API (the token endpoint answers 403).
     client_granted: bool = True
+    #: Whether the application may use the password-realm grant (user logins at POST /oauth/token).
+    password_grant: bool = True
     #: A Management API token accepted as-is, like one pasted from the dashboard (never expires).
     static_token: str | None = field(default=None, repr=False)
     token_lifetime: float = 86_400.0
@@ -137,6 +143,9 @@ class SandboxSettings:
     faults: FaultPlan = FaultPlan()
     #: Seeds job ids, generated user ids and random latency: same seed, same run.
     seed: int = 0
+    #: Seconds added to the sandbox's wall clock: the `Date` header, `x-ratelimit-reset`, token times
+    #: and every `created_at` follow it (a server whose clock is off, for clock-skew checks).
+    clock_offset: float = 0.0
 
     def __post_init__(self) -> None:
         if self.host not in LOOPBACK_HOSTS:
@@ -165,6 +174,8 @@ class SandboxSettings:
             raise ConfigError("rate_limit_per_second must be > 0 (or None for unlimited)")
         if self.rate_limit_burst is not None and self.rate_limit_burst < 1:
             raise ConfigError("rate_limit_burst must be >= 1")
+        if not math.isfinite(self.clock_offset):
+            raise ConfigError("clock_offset must be a finite number of seconds")
 
     @property
     def bucket_size(self) -> int | None:

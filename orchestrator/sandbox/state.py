@@ -1,4 +1,5 @@
-"""The sandbox tenant: connections, users, jobs, tokens, the rate bucket, and the record of what it saw.
+"""The sandbox tenant: connections, users, jobs, tokens, logins, the rate bucket, and the record of what
+it saw.
 
 Jobs advance lazily: every operation first finishes (by end time, then creation order) each job whose
 end has passed and applies its users, so no background task is needed and the outcome depends only on
@@ -17,16 +18,28 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from orchestrator.sandbox.connections import default_connections
+from orchestrator.sandbox.connections import Connection, default_connections
 from orchestrator.sandbox.faults import FaultKind, Faults
 from orchestrator.sandbox.jobs import Job, JobRecord, NewJob
 from orchestrator.sandbox.ratelimit import RateDecision, TokenBucket
 from orchestrator.sandbox.settings import SandboxSettings
-from orchestrator.sandbox.store import UserStore
-from orchestrator.sandbox.tokens import IssuedToken, TokenIssuer
+from orchestrator.sandbox.store import Credential, UserStore
+from orchestrator.sandbox.tokens import IssuedToken, TokenIssuer, UserTokens
 from orchestrator.sandbox.users import JsonObject
 
 _ALNUM = string.ascii_letters + string.digits
+LOGIN_OK = "ok"
+#: Why a password login failed, as the record counts them.
+LOGIN_FAILURES = (
+    "invalid_client",
+    "unauthorized_client",
+    "invalid_request",
+    "access_denied",
+    "unknown_realm",
+    "wrong_credentials",
+    "blocked",
+    "cannot_verify",
+)
 
 
 class SlotsFull(Exception):
@@ -81,6 +94,7 @@ class SandboxState:
         self._active: list[Job] = []
         self._requests: list[RequestRecord] = []
         self._too_many: Counter[str] = Counter()
+        self._logins: Counter[str] = Counter()
         self._request_count = 0
         self._peak_active = 0
 
@@ -95,8 +109,11 @@ class SandboxState:
         return self._clock() - self._epoch
 
     def wall(self, t: float) -> float:
-        """UNIX time of sandbox-clock instant `t`."""
-        return self._wall_epoch + (t - self._epoch)
+        """UNIX time of sandbox-clock instant `t` on the sandbox's wall clock (`clock_offset` added)."""
+        return self._wall_epoch + (t - self._epoch) + self.settings.clock_offset
+
+    def wall_now(self) -> float:
+        return self.wall(self._clock())
 
     def iso(self, t: float) -> str:
         moment = datetime.fromtimestamp(self.wall(t), tz=UTC)
@@ -233,6 +250,40 @@ class SandboxState:
             self.advance()
             return [dict(profile) for profile in self._store.by_email(email)]
 
+    # -- connections and logins --------------------------------------------------------------------
+
+    def connection_named(self, name: str) -> Connection | None:
+        return next((c for c in self.connections.values() if c.name == name), None)
+
+    def login_credential(self, realm: str, email: str) -> tuple[JsonObject, Credential] | None:
+        """A copy of the profile and the credential of `email` in connection `realm`, if stored."""
+        with self.lock:
+            self.advance()
+            found = self._store.credential(realm, email)
+            return None if found is None else (dict(found[0]), found[1])
+
+    def record_login_failure(self, reason: str) -> None:
+        """Count a refused password login by reason (one of LOGIN_FAILURES)."""
+        with self.lock:
+            self._logins[reason] += 1
+
+    def complete_login(
+        self, *, realm: str, profile: JsonObject, client_id: str, audience: str, scope: str
+    ) -> UserTokens:
+        """Count a successful login, mark the user's hash as used, and issue its tokens."""
+        with self.lock:
+            self._logins[LOGIN_OK] += 1
+            self._store.mark_used(realm, str(profile["email"]))
+            return self._tokens.issue_user(
+                wall=self.wall_now(),
+                client_id=client_id,
+                client_secret=self.settings.client_secret,
+                audience=audience,
+                issuer=f"{self.base_url}/",
+                scope=scope,
+                profile=profile,
+            )
+
     # -- the record ------------------------------------------------------------------------------------
 
     def record_request(self, method: str, path: str, status: int) -> None:
@@ -262,6 +313,19 @@ class SandboxState:
         with self.lock:
             kinds = ("rate_limit", "injected_rate_limit", "job_slots")
             return {kind: self._too_many[kind] for kind in kinds}
+
+    @property
+    def logins(self) -> dict[str, int]:
+        """Password logins: {"ok": n, "failed": n}."""
+        with self.lock:
+            failed = sum(self._logins[reason] for reason in LOGIN_FAILURES)
+            return {"ok": self._logins[LOGIN_OK], "failed": failed}
+
+    @property
+    def login_failures(self) -> dict[str, int]:
+        """Refused password logins, by reason."""
+        with self.lock:
+            return {reason: self._logins[reason] for reason in LOGIN_FAILURES}
 
     @property
     def peak_active_jobs(self) -> int:
@@ -318,6 +382,7 @@ class SandboxState:
                 "active_jobs": len(self._active),
                 "users_stored": self._store.count,
                 "tokens_issued": self._tokens.issued,
+                "logins": {**self.logins, "failed_by_reason": self.login_failures},
                 "faults": self.faults.pending(),
                 "faults_fired": dict(self.faults.fired),
             }
