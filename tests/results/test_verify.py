@@ -181,6 +181,8 @@ def test_fields_changed_after_the_import_are_reported_as_differing(tmp_path: Pat
             {**users[7], "given_name": "Changed"},
             {**users[30], "user_metadata": {"langs": ["en"], "score": 1.5}},
         ]
+        for user in changed:  # an upsert may not carry a password hash the user already has
+            user.pop("password_hash", None)
         changed_source = write_export(tmp_path / "changed.json", changed)
         upsert = run_cli(
             run_args(changed_source, tmp_path / "other", "--upsert"), client_env(server)
