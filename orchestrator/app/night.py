@@ -128,7 +128,12 @@ def _dry_run(
                 "it before its own diff, so these counts may shrink",
             )
         result = diff_export(
-            ExportReader(source), state, plan, send=None, rejects=None, record_pending=False
+            ExportReader(source, fingerprint=False),
+            state,
+            plan,
+            send=None,
+            rejects=None,
+            record_pending=False,
         )
         result.counts.missing = sum(1 for _ in _missing_keys(state, result))
     return SyncResult(
@@ -279,7 +284,7 @@ class _Night:
             _private_writer(run_dir / NIGHT_REJECTS) as rejects,
         ):
             result = diff_export(
-                ExportReader(self.source),
+                ExportReader(self.source, fingerprint=False),
                 self.state,
                 self.plan,
                 send=send,

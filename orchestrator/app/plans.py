@@ -49,7 +49,7 @@ def validate(source: str, settings: PlanSettings, *, rejects: Path | None = None
         InputError: the export is malformed.
         ConfigError: `rejects` would overwrite the export, or cannot be written.
     """
-    reader = ExportReader(source)
+    reader = ExportReader(source, fingerprint=False)
     layout = layout_of(settings)
     with _rejects_file(rejects, source) as out:
         stats = plan_chunks(

@@ -31,46 +31,49 @@ def fingerprint(key: str) -> int:
 class SeenKeys:
     """Remembers keys compactly (~10 bytes per key, NOT a set of strings) to find repeats.
 
-    An open-addressing table of fingerprints (`array('q')`, linear probing from the fingerprint
-    modulo the table size, 0 = empty) sized for the expected keys at 80% load, doubled when that is
-    passed: 8 bytes per slot, ~10 per key when the expectation was right.
+    An open-addressing table of fingerprints (`table`, linear probing from the fingerprint modulo
+    `size`, 0 = empty) sized for the expected keys at 80% load, doubled when that is passed: 8 bytes
+    per slot, ~10 per key when the expectation was right. `table` and `size` are plain attributes so
+    that a hot loop can probe them itself; it then `store`s at the free slot its probe ended on.
     """
 
-    __slots__ = ("_count", "_limit", "_size", "_table")
+    __slots__ = ("count", "limit", "size", "table")
 
     def __init__(self, expected: int = 1 << 16) -> None:
         self._allocate(max(_MIN_CAPACITY, math.ceil(expected / _MAX_LOAD)))
-        self._count = 0
+        self.count = 0
 
     def _allocate(self, capacity: int) -> None:
-        self._table = array("q", [0]) * capacity
-        self._size = capacity
-        self._limit = int(capacity * _MAX_LOAD)
+        self.table = array("q", [0]) * capacity
+        self.size = capacity
+        self.limit = int(capacity * _MAX_LOAD)
 
     def add(self, fp: int, *, store: bool = True) -> bool:
         """True if fingerprint `fp` was stored before; otherwise stores it (when `store`)."""
-        table, size = self._table, self._size
+        table, size = self.table, self.size
         i = fp % size
-        slot = table[i]
-        while slot:
-            if slot == fp:
+        while found := table[i]:
+            if found == fp:
                 return True
             i = (i + 1) % size
-            slot = table[i]
         if store:
-            table[i] = fp
-            self._count += 1
-            if self._count > self._limit:
-                self._grow()
+            self.store(i, fp)
         return False
+
+    def store(self, slot: int, fp: int) -> None:
+        """Store `fp` at the free `slot` its probe ended on (no store since that probe)."""
+        self.table[slot] = fp
+        self.count += 1
+        if self.count > self.limit:
+            self._grow()
 
     def __contains__(self, key: object) -> bool:
         return isinstance(key, str) and self.add(fingerprint(key), store=False)
 
     def _grow(self) -> None:
-        old = self._table
+        old = self.table
         self._allocate(len(old) * 2)
-        table, size = self._table, self._size
+        table, size = self.table, self.size
         for fp in filter(None, old):  # filter() skips the empty slots in C
             i = fp % size
             while table[i]:
@@ -78,12 +81,12 @@ class SeenKeys:
             table[i] = fp
 
     def __len__(self) -> int:
-        return self._count
+        return self.count
 
     @property
     def memory_bytes(self) -> int:
         """Bytes held by the table (the dominant cost; the object itself is ~100 bytes)."""
-        return len(self._table) * self._table.itemsize
+        return len(self.table) * self.table.itemsize
 
 
 class DuplicateFinder:
@@ -106,13 +109,35 @@ class DuplicateFinder:
             user_id: its user_id, normalised; anything but a non-empty string has no key.
             keep: remember its keys when it is not a duplicate.
         """
-        email_fp = fingerprint(email.lower())
-        if self.emails.add(email_fp, store=False):
-            return DUPLICATE_EMAIL
-        if type(user_id) is str and user_id and self.user_ids.add(fingerprint(user_id), store=keep):
-            return DUPLICATE_USER_ID
+        # Once per user of the export: the probes are written out, a call costs more than a probe.
+        emails = self.emails
+        email_fp = hash(email.lower()) or 1
+        table, size = emails.table, emails.size
+        email_slot = email_fp % size
+        while found := table[email_slot]:
+            if found == email_fp:
+                return DUPLICATE_EMAIL
+            email_slot = (email_slot + 1) % size
+        if type(user_id) is str and user_id:
+            user_ids = self.user_ids
+            user_id_fp = hash(user_id) or 1
+            table, size = user_ids.table, user_ids.size
+            user_id_slot = user_id_fp % size
+            while found := table[user_id_slot]:
+                if found == user_id_fp:
+                    return DUPLICATE_USER_ID
+                user_id_slot = (user_id_slot + 1) % size
+            if keep:
+                table[user_id_slot] = user_id_fp
+                user_ids.count += 1
+                if user_ids.count > user_ids.limit:
+                    user_ids._grow()
         if keep:
-            self.emails.add(email_fp)
+            # The emails' table has not grown since its probe: the slot is still the free one.
+            emails.table[email_slot] = email_fp
+            emails.count += 1
+            if emails.count > emails.limit:
+                emails._grow()
         return None
 
     @property

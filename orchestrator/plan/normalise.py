@@ -33,21 +33,40 @@ class Normaliser:
         self._dropped_folded: Counter[str] = Counter()
 
     def __call__(self, value: object) -> object:
-        """`value` normalised: the same object when nothing changes, else a changed copy."""
-        if type(value) is not dict:
-            return value
-        user: dict[str, object] = value
-        if self._strip_prefix:
-            user_id = user.get("user_id")
-            if type(user_id) is str and user_id.startswith(USER_ID_PREFIX):
-                user = {**user, "user_id": user_id[len(USER_ID_PREFIX) :]}
-        if self._drop_unknown and not ALLOWED_FIELDS.issuperset(user):
-            dropped = tuple(key for key in user if key not in ALLOWED_FIELDS)
-            user = {key: item for key, item in user.items() if key in ALLOWED_FIELDS}
-            self._count_dropped(dropped)
+        """`value` normalised (its dropped fields counted): the same object when nothing changes,
+        else a changed copy."""
+        user, dropped = self.apply(value)
+        if dropped:
+            self.count_dropped(dropped)
         return user
 
-    def _count_dropped(self, keys: tuple[str, ...]) -> None:
+    def apply(self, value: object) -> tuple[object, tuple[str, ...]]:
+        """`value` normalised, and the fields dropped from it, not counted yet (`count_dropped`)."""
+        if type(value) is not dict:
+            return value, ()
+        user: dict[str, object] = value
+        user_id = user.get("user_id")
+        normalised = self.user_id(user_id)
+        if normalised is not user_id:
+            user = {**user, "user_id": normalised}
+        if self._drop_unknown and not ALLOWED_FIELDS.issuperset(user):
+            dropped = tuple(key for key in user if key not in ALLOWED_FIELDS)
+            return {key: item for key, item in user.items() if key in ALLOWED_FIELDS}, dropped
+        return user, ()
+
+    def user_id(self, user_id: object) -> object:
+        """A user_id normalised: without its leading `auth0|` unless the prefix is kept."""
+        if self._strip_prefix and type(user_id) is str and user_id.startswith(USER_ID_PREFIX):
+            return user_id[len(USER_ID_PREFIX) :]
+        return user_id
+
+    def count_unknown(self, user: dict[str, object]) -> None:
+        """Count the fields `apply` would drop from `user` (a user not normalised otherwise)."""
+        if self._drop_unknown and not ALLOWED_FIELDS.issuperset(user):
+            self.count_dropped(tuple(key for key in user if key not in ALLOWED_FIELDS))
+
+    def count_dropped(self, keys: tuple[str, ...]) -> None:
+        """Count the fields dropped from one user."""
         self._dropped_sets[keys] += 1
         if len(self._dropped_sets) > _MAX_DROPPED_SETS:  # exports with user-specific keys
             self._dropped_folded = self.dropped_fields

@@ -8,7 +8,7 @@ from typing import Final, NoReturn
 import orjson
 
 from orchestrator.errors import InputError
-from orchestrator.sources.records import SourceRecord, decode_error
+from orchestrator.sources.records import SourceRecord, decode_error, records
 
 _WS_RUN: Final = re.compile(rb"[ \t\n\r]*")
 #: `}` `,` `{` with only whitespace between: where two objects of an array of users usually meet.
@@ -130,7 +130,7 @@ class JsonArrayParser:
             extended = 0
         if values:
             first = self._index
-            out.extend(map(SourceRecord, range(first, first + len(values)), values, texts))
+            out.extend(records(range(first, first + len(values)), values, texts))
             self._pos, self._index, self._state = start, first + len(values), _VALUE
 
     def _exact(self, out: list[SourceRecord], *, eof: bool) -> bool:

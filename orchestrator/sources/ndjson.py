@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 
 from orchestrator.errors import InputError
-from orchestrator.sources.records import SourceRecord, decode_error
+from orchestrator.sources.records import SourceRecord, decode_error, records
 
 
 class NdjsonParser:
@@ -59,9 +59,7 @@ class NdjsonParser:
             values = list(map(orjson.loads, lines))  # one C-level loop: the fast path
         except orjson.JSONDecodeError:
             return self._one_by_one(lines, first)
-        return list(
-            map(SourceRecord, range(first, first + len(lines)), values, map(bytes.strip, lines))
-        )
+        return records(range(first, first + len(lines)), values, map(bytes.strip, lines))
 
     def _one_by_one(self, lines: list[bytes], first: int) -> list[SourceRecord]:
         records = []

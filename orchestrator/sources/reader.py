@@ -67,6 +67,7 @@ class ExportReader:
         block_size: int = DEFAULT_BLOCK_SIZE,
         batch_bytes: int = DEFAULT_BATCH_BYTES,
         max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
+        fingerprint: bool = True,
     ) -> None:
         """Prepare to read ``source``, a file path or ``-`` for stdin.
 
@@ -77,6 +78,7 @@ class ExportReader:
             block_size: bytes per read from the source.
             batch_bytes: decompressed bytes parsed per batch (at most ``block_size``).
             max_value_bytes: a larger top-level value (or NDJSON line) is an InputError.
+            fingerprint: compute the input's sha256 (a plan records it; a diff does not need it).
 
         Raises:
             InputError: the path does not exist, is a directory or cannot be read.
@@ -93,7 +95,7 @@ class ExportReader:
         self._batch_bytes = min(batch_bytes, block_size)
         self._max_value = max_value_bytes
         self._label = "<stdin>" if source == "-" else source
-        self._hash = hashlib.sha256()
+        self._hash = hashlib.sha256() if fingerprint else None
         self._bytes_read = 0
         self._started = False
         if source != "-":
@@ -107,6 +109,8 @@ class ExportReader:
     @property
     def sha256(self) -> str:
         """Hex sha256 of the raw bytes consumed so far; the whole input's once batches() ended."""
+        if self._hash is None:
+            raise RuntimeError("this reader was made without its input's fingerprint")
         return self._hash.hexdigest()
 
     def where(self, position: int) -> str:
@@ -162,7 +166,8 @@ class ExportReader:
                 ) from None
             if not data:
                 return
-            self._hash.update(data)
+            if self._hash is not None:
+                self._hash.update(data)
             self._bytes_read += len(data)
             yield data
 

@@ -1,26 +1,33 @@
 """Tonight's classification: each user of the export is new, changed, unchanged or rejected.
 
-The export is planned by the one planner (the same normalisation, rules, duplicates and size limit
-as `run`); instead of being packed, each accepted user is fingerprinted (its canonical JSON, keys
-sorted) and compared with the state in rounds of indexed lookups. New and changed users are written
-as NDJSON for the night's run, with a pending row each in the state. Users of the state the export
-no longer has ("missing") are left unmarked in the `seen` bitmap. Never talks to the API.
+The fast path first: a user whose text is exactly what the state saw last time (`raw_fingerprint`)
+is unchanged, at the cost of decoding it, fingerprinting its text and one indexed lookup; it is
+not judged or encoded again. Every other user goes through the one planner (the same normalisation,
+rules, duplicates and size limit as `run`); instead of being packed, each accepted user is
+fingerprinted (its canonical JSON, keys sorted) and compared with the state. New and changed users
+are written as NDJSON for the night's run, with a pending row each in the state. Users of the state
+the export no longer has ("missing") are left unmarked in the `seen` bitmap. Never talks to the API.
 """
 
 from __future__ import annotations
 
 import hashlib
+import inspect
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import IO, Final
+from typing import IO, Any, Final
 
 import orjson
 
+from orchestrator import __version__
+from orchestrator.plan import normalise, planner, schema
 from orchestrator.plan.planner import ChunkLayout, Planner, plan_records
 from orchestrator.settings import PlanSettings
 from orchestrator.sources.reader import ExportReader, estimate_users
+from orchestrator.sources.records import SourceRecord
 from orchestrator.sync.state import SyncState
+from orchestrator.sync.texts import TextIndex
 
 #: Users classified per round of lookups: enough to amortise each statement, small in memory.
 ROUND_USERS: Final = 2_000
@@ -61,11 +68,15 @@ class DiffCounts:
 
 @dataclass(slots=True)
 class DiffResult:
-    """The classification, the slots of state users seen tonight, and the next free slot."""
+    """The classification, the slots of state users seen tonight, and the next free slot.
+
+    `unchanged_by_text` counts the unchanged users told by their text alone (the fast path).
+    """
 
     counts: DiffCounts
     seen: bytearray
     next_slot: int
+    unchanged_by_text: int = 0
 
 
 def user_key(user: Mapping[str, object]) -> str | None:
@@ -103,6 +114,86 @@ def user_fingerprint(user: Mapping[str, object]) -> bytes:
 # Copying a configured hasher costs about half of constructing one (keyword parsing dominates).
 _BLAKE2B_16: Final = hashlib.blake2b(digest_size=FINGERPRINT_BYTES)
 
+
+def raw_key(settings: PlanSettings) -> bytes:
+    """What a user's text is read with: the normalisation switches and the code that judges it.
+
+    A user's text fingerprint (`raw_fingerprint`) is keyed with this, so a text seen under other
+    switches, or by other rules, never passes for unchanged: it is judged again.
+    """
+    hasher = hashlib.blake2b(digest_size=32)
+    hasher.update(f"{settings.keep_user_id_prefix},{settings.drop_unknown_fields}".encode())
+    for module in (normalise, schema, planner):
+        try:
+            hasher.update(inspect.getsource(module).encode())
+        except (OSError, TypeError):  # installed without sources: the release stands for them
+            hasher.update(__version__.encode())
+    return hasher.digest()
+
+
+#: A text fingerprint only ever shortcuts the content's own (FINGERPRINT_BYTES): 8 bytes suffice.
+TEXT_FINGERPRINT_BYTES: Final = 8
+
+
+def raw_fingerprint(text: bytes, key: bytes) -> bytes:
+    """BLAKE2b-64 of a user's text as read, keyed by `raw_key`."""
+    return hashlib.blake2b(text, digest_size=TEXT_FINGERPRINT_BYTES, key=key).digest()
+
+
+class _Screen:
+    """The fast path: users whose text the state saw last time are unchanged, without a judgement.
+
+    Sits between the reader and the planner: of each batch, the users whose text fingerprint the
+    state holds are counted unchanged (their slots marked seen, their keys taken for the duplicate
+    check); the others go on to the planner, in input order, with their text fingerprints left for
+    the classifier.
+    """
+
+    def __init__(
+        self, planner: Planner, classifier: _Classifier, key: bytes, texts: TextIndex
+    ) -> None:
+        self._planner = planner
+        self._classifier = classifier
+        # Copying a keyed hasher is cheaper than keying a new one for every user.
+        self._hasher = hashlib.blake2b(digest_size=TEXT_FINGERPRINT_BYTES, key=key)
+        self._texts = texts
+        self.users = 0
+
+    def __call__(self, batches: Iterator[list[SourceRecord]]) -> Iterator[list[SourceRecord]]:
+        for batch in batches:
+            yield self._screen(batch)
+
+    def _screen(self, batch: list[SourceRecord]) -> list[SourceRecord]:
+        # Once per user of the export, the steady state of a nightly sync: written out flat.
+        classifier = self._classifier
+        seen, raw_of = classifier.seen, classifier.raw_of
+        raw_of.clear()  # left by users the planner refused in the batch before
+        normalise = self._planner.normalise
+        add_keys = self._planner.duplicates.add
+        user_id_of, count_unknown = normalise.user_id, normalise.count_unknown
+        hasher, slot_of = self._hasher, self._texts.slot_of
+        rest: list[SourceRecord] = []
+        unchanged = 0
+        for record in batch:
+            text_hash = hasher.copy()
+            text_hash.update(record.text)
+            raw = text_hash.digest()
+            slot = slot_of(raw)
+            # A text seen twice tonight is judged the second time: it repeats the first.
+            if slot >= 0 and not seen[slot]:
+                user: Any = record.value  # the text of a user synced before: a valid user
+                if add_keys(user["email"], user_id_of(user.get("user_id"))) is None:
+                    seen[slot] = 1
+                    unchanged += 1
+                    count_unknown(user)
+                    continue
+            raw_of[record.position] = raw
+            rest.append(record)
+        classifier.counts.unchanged += unchanged
+        self.users += unchanged
+        return rest
+
+
 #: An accepted user on its way to classification: (key, fingerprint, canonical JSON). A plain
 #: tuple, not a dataclass: one is built per user of a 10-million-user export.
 _Accepted = tuple[str, bytes, bytes]
@@ -133,15 +224,21 @@ class _Classifier:
         self._line = 0  # the night's input is NDJSON: a user's position is its 1-based line
         self._accepted: list[_Accepted] = []
         self._rejected_keys: list[str] = []
+        #: Text fingerprints of the users the screen passed on, by position (see `_Screen`).
+        self.raw_of: dict[int, bytes] = {}
+        self._raw: list[bytes | None] = []
 
     def take(self, position: int, user: dict[str, object], encoded: bytes) -> None:
         key = user_key(user)
         assert key is not None  # a valid user has an email
         self._accepted.append((key, fingerprint_of(encoded), encoded))
+        self._raw.append(self.raw_of.pop(position, None))
         if len(self._accepted) >= ROUND_USERS:
             self._classify()
 
     def refused(self, user: object) -> None:
+        # Its text fingerprint is not needed (a refused user is never stored): the screen drops
+        # the entry with its batch.
         if isinstance(user, dict):
             key = user_key(user)
             if key is not None:
@@ -151,14 +248,15 @@ class _Classifier:
         self._classify()
 
     def _classify(self) -> None:
-        accepted, rejected_keys = self._accepted, self._rejected_keys
-        self._accepted, self._rejected_keys = [], []
+        accepted, rejected_keys, raws = self._accepted, self._rejected_keys, self._raw
+        self._accepted, self._rejected_keys, self._raw = [], [], []
         found = self._state.lookup([*(a[0] for a in accepted), *rejected_keys])
         seen = self.seen
         counts = self.counts
-        pending: list[tuple[int, str, bytes, int]] = []
+        pending: list[tuple[int, str, bytes, int, bytes | None]] = []
+        refreshed: list[tuple[bytes, str]] = []
         out: list[bytes] = []
-        for key, fingerprint, encoded in accepted:
+        for (key, fingerprint, encoded), raw in zip(accepted, raws, strict=True):
             known = found.get(key)
             if known is None:
                 counts.new += 1
@@ -168,12 +266,16 @@ class _Classifier:
                 seen[known.slot] = 1
                 if known.fingerprint == fingerprint:
                     counts.unchanged += 1
+                    if raw is not None and known.raw != raw:
+                        refreshed.append((raw, key))
                     continue
                 counts.changed += 1
                 slot = known.slot
             self._line += 1
-            pending.append((self._line, key, fingerprint, slot))
+            pending.append((self._line, key, fingerprint, slot, raw))
             out.append(encoded)
+        if self._record and refreshed:
+            self._state.refresh_raw(refreshed)
         for key in rejected_keys:
             # Present in the export (if not importable tonight): not "missing".
             known = found.get(key)
@@ -225,9 +327,11 @@ def diff_export(
         expected_users=estimate_users(reader.path),
         encode_options=CANONICAL,
     )
-    stats = plan_records(reader.batches(), planner)
-    counts.users_read = stats.users_read
+    texts = TextIndex(state.text_fingerprints(), expected=state.next_slot)
+    screen = _Screen(planner, classifier, raw_key(settings), texts)
+    stats = plan_records(screen(reader.batches()), planner)
+    counts.users_read = stats.users_read + screen.users
     counts.rejected = stats.users_rejected
     counts.rejected_by_reason.update(stats.rejected_by_reason)
     counts.dropped_fields.update(stats.dropped_fields)
-    return DiffResult(counts, classifier.seen, classifier.next_slot)
+    return DiffResult(counts, classifier.seen, classifier.next_slot, screen.users)

@@ -21,8 +21,9 @@ import orjson
 from orchestrator.errors import ConfigError
 from orchestrator.fsutil import PRIVATE_FILE_MODE, utc_now_iso
 
-#: The schema this code reads and writes (PRAGMA user_version).
-SCHEMA_VERSION: Final = 1
+#: The schema this code reads and writes (PRAGMA user_version). Version 1 (no `raw` columns) is
+#: upgraded in place when a sync opens it.
+SCHEMA_VERSION: Final = 2
 #: PRAGMA application_id of a sync state ("OSYN"): tells our files from any other SQLite file.
 APPLICATION_ID: Final = 0x4F53594E
 #: Keys per lookup statement: well under SQLite's smallest host-parameter limit (999).
@@ -61,25 +62,37 @@ CREATE TABLE users (
     key TEXT PRIMARY KEY,
     fingerprint BLOB NOT NULL,
     slot INTEGER NOT NULL,
-    job INTEGER NOT NULL REFERENCES jobs (id)
+    job INTEGER NOT NULL REFERENCES jobs (id),
+    raw BLOB
 ) WITHOUT ROWID;
 CREATE TABLE pending (
     position INTEGER PRIMARY KEY,
     key TEXT NOT NULL,
     fingerprint BLOB NOT NULL,
-    slot INTEGER NOT NULL
+    slot INTEGER NOT NULL,
+    raw BLOB
 );
 """
+# `users.raw` is the fingerprint of the user's text as the export had it (see diff.raw_fingerprint):
+# when tonight's text has the same one, the user is unchanged without being judged again. NULL for
+# users synced by a version 1 state, until a night sees them.
+_UPGRADE_FROM_1: Final = (
+    "ALTER TABLE users ADD COLUMN raw BLOB",
+    "ALTER TABLE pending ADD COLUMN raw BLOB",
+    "PRAGMA user_version = 2",
+)
 
 _UPSERT_RANGE: Final = """
-INSERT INTO users (key, fingerprint, slot, job)
-SELECT key, fingerprint, slot, ? FROM pending WHERE position BETWEEN ? AND ?
-ON CONFLICT (key) DO UPDATE SET fingerprint = excluded.fingerprint, job = excluded.job
+INSERT INTO users (key, fingerprint, slot, job, raw)
+SELECT key, fingerprint, slot, ?, raw FROM pending WHERE position BETWEEN ? AND ?
+ON CONFLICT (key) DO UPDATE SET fingerprint = excluded.fingerprint, job = excluded.job,
+    raw = excluded.raw
 """
 
 
 class Known(NamedTuple):
-    """What the state holds about one user: the fingerprint last synced and its slot.
+    """What the state holds about one user: the fingerprint last synced, its slot, and the
+    fingerprint of its text as read (None when not known yet).
 
     A NamedTuple rather than a frozen dataclass: one is built per user of every night's export,
     and building a tuple costs a third as much.
@@ -87,6 +100,7 @@ class Known(NamedTuple):
 
     fingerprint: bytes
     slot: int
+    raw: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +155,9 @@ class SyncState:
         self._db = db
         self.path = path
         self._uncommitted = 0
+        # A version 1 state read by a dry run (not upgraded: nothing is written) has no `raw`.
+        self._has_raw = db.execute("PRAGMA user_version").fetchone()[0] >= 2
+        self._lookup_sql = _lookup_sql(LOOKUP_BATCH, raw=self._has_raw)
 
     @classmethod
     def open(cls, path: Path) -> SyncState:
@@ -262,14 +279,21 @@ class SyncState:
         """
         found: dict[str, Known] = {}
         execute = self._db.execute
-        sql = _lookup_sql(LOOKUP_BATCH)
+        sql = self._lookup_sql
         for start in range(0, len(keys), LOOKUP_BATCH):
             part = list(keys[start : start + LOOKUP_BATCH])
             # Padded with a repeat: one statement text, compiled once for the whole diff.
             part += part[-1:] * (LOOKUP_BATCH - len(part))
-            for key, fingerprint, slot in execute(sql, part):
-                found[key] = Known(fingerprint, slot)
+            for key, fingerprint, slot, raw in execute(sql, part):
+                found[key] = Known(fingerprint, slot, raw)
         return found
+
+    def text_fingerprints(self) -> Iterator[tuple[bytes, int]]:
+        """The (text fingerprint, slot) of every user whose text is known, in one sequential scan
+        (at most `next_slot` rows). A version 1 state read by a dry run has none yet."""
+        if not self._has_raw:
+            return iter(())
+        return iter(self._db.execute("SELECT raw, slot FROM users WHERE raw IS NOT NULL"))
 
     def missing(self, seen: bytearray) -> Iterator[str]:
         """Keys of users whose slot is not marked in `seen`: in the state, absent from the export.
@@ -303,8 +327,8 @@ class SyncState:
         assert cursor.lastrowid is not None
         return Night(cursor.lastrowid, run_dir, None, "diffing", started)
 
-    def add_pending(self, rows: Iterable[tuple[int, str, bytes, int]]) -> None:
-        """Store (position, key, fingerprint, slot) rows of tonight's users to send.
+    def add_pending(self, rows: Iterable[tuple[int, str, bytes, int, bytes | None]]) -> None:
+        """Store (position, key, fingerprint, slot, raw) rows of tonight's users to send.
 
         Rows are committed every PENDING_COMMIT_ROWS and by `finish_diff`; a crash before that loses
         them, which is harmless: a night that did not finish diffing is discarded.
@@ -312,8 +336,20 @@ class SyncState:
         if not self._db.in_transaction:
             self._db.execute("BEGIN IMMEDIATE")
         cursor = self._db.executemany(
-            "INSERT INTO pending (position, key, fingerprint, slot) VALUES (?, ?, ?, ?)", rows
+            "INSERT INTO pending (position, key, fingerprint, slot, raw) VALUES (?, ?, ?, ?, ?)",
+            rows,
         )
+        self._uncommitted += cursor.rowcount
+        if self._uncommitted >= PENDING_COMMIT_ROWS:
+            self._db.execute("COMMIT")
+            self._uncommitted = 0
+
+    def refresh_raw(self, rows: Iterable[tuple[bytes, str]]) -> None:
+        """Store (raw, key): users found unchanged by their content whose text had changed (key
+        order, spacing) or was not known yet, so that the next night tells them by their text."""
+        if not self._db.in_transaction:
+            self._db.execute("BEGIN IMMEDIATE")
+        cursor = self._db.executemany("UPDATE users SET raw = ? WHERE key = ?", rows)
         self._uncommitted += cursor.rowcount
         if self._uncommitted >= PENDING_COMMIT_ROWS:
             self._db.execute("COMMIT")
@@ -477,10 +513,11 @@ class SyncState:
         self._db.execute("COMMIT")
 
 
-def _lookup_sql(count: int) -> str:
+def _lookup_sql(count: int, *, raw: bool) -> str:
     # One statement text per batch size: sqlite3 caches the compiled statements by text.
     marks = ",".join("?" * count)
-    return f"SELECT key, fingerprint, slot FROM users WHERE key IN ({marks})"
+    column = "raw" if raw else "NULL"
+    return f"SELECT key, fingerprint, slot, {column} FROM users WHERE key IN ({marks})"
 
 
 def _json(value: object) -> str:
@@ -488,12 +525,18 @@ def _json(value: object) -> str:
 
 
 def _configure(db: sqlite3.Connection, path: Path) -> None:
-    """Check the file is a state of ours (creating the schema in an empty one) and set it up."""
+    """Check the file is a state of ours (creating the schema in an empty one, upgrading an older
+    one) and set it up."""
     if _check_ours(db, path):
         _pragmas(db)
         _create_schema(db)
         return
     _pragmas(db)
+    if db.execute("PRAGMA user_version").fetchone()[0] == 1:
+        db.execute("BEGIN IMMEDIATE")
+        for statement in _UPGRADE_FROM_1:
+            db.execute(statement)
+        db.execute("COMMIT")
 
 
 def _check_ours(db: sqlite3.Connection, path: Path) -> bool:

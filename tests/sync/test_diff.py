@@ -263,3 +263,43 @@ def test_the_sent_file_plans_to_exactly_the_pending_users(
         _, sent, _ = diff(state, write(tmp_path / "u.ndjson", users), options=options)
         for user in sent:
             assert check_user(user) == []
+
+
+def test_an_unchanged_text_is_told_without_judging_it_again(tmp_path: Path) -> None:
+    users = make_users(30)
+    with SyncState.in_memory() as state:
+        source = write(tmp_path / "n1.ndjson", users)
+        run_night(state, tmp_path, "n1", source)
+        again, _, _ = diff(state, source, record=False)
+        assert again.counts.unchanged == again.unchanged_by_text == 30
+        # Same content in another key order: unchanged by content, not by text; its text is
+        # recorded, so the next night tells it by its text.
+        reordered = write(tmp_path / "n3.ndjson", [dict(reversed(list(u.items()))) for u in users])
+        night = state.begin_night(tmp_path / "n3")
+        result, sent, _ = diff(state, reordered)
+        assert (result.counts.unchanged, result.unchanged_by_text, sent) == (30, 0, [])
+        state.finish_diff(night, result.next_slot, {})
+        result, _, _ = diff(state, reordered, record=False)
+        assert result.unchanged_by_text == 30
+
+
+def test_other_switches_never_pass_a_text_for_unchanged(tmp_path: Path) -> None:
+    users = make_users(10)
+    with SyncState.in_memory() as state:
+        source = write(tmp_path / "n1.ndjson", users)
+        run_night(state, tmp_path, "n1", source)
+        result, _, _ = diff(
+            state, source, record=False, options=PlanSettings(drop_unknown_fields=True)
+        )
+        assert result.unchanged_by_text == 0
+        assert result.counts.unchanged == 10  # judged again: the same users
+
+
+def test_a_repeated_unchanged_user_is_still_a_duplicate(tmp_path: Path) -> None:
+    users = make_users(5)
+    with SyncState.in_memory() as state:
+        run_night(state, tmp_path, "n1", write(tmp_path / "n1.ndjson", users))
+        repeated = write(tmp_path / "n2.ndjson", [*users, users[2]])
+        result, _, rejected = diff(state, repeated, record=False)
+        assert result.unchanged_by_text == 5
+        assert [r["reasons"][0]["reason"] for r in rejected] == ["duplicate_email"]

@@ -248,7 +248,7 @@ def test_a_night_whose_diff_never_finished_is_discarded(tmp_path: Path) -> None:
         stale = tmp_path / "state.db.runs" / "stale-night"
         with SyncState.open(state) as opened:
             night = opened.begin_night(stale)
-            opened.add_pending([(1, "user-00001", b"x" * 16, 1)])
+            opened.add_pending([(1, "user-00001", b"x" * 16, 1, None)])
         stale.mkdir()
         (stale / "sync-input.ndjson").write_bytes(b"{}\n")
         done = run_cli(sync_args(source, state), client_env(server))

@@ -53,7 +53,7 @@ def night_with(state: SyncState, tmp_path: Path, rows: list[tuple[str, str]]) ->
     pending = []
     for line, (key, content) in enumerate(rows, start=1):
         known = state.lookup([key]).get(key)
-        pending.append((line, key, fp(content), known.slot if known else slot))
+        pending.append((line, key, fp(content), known.slot if known else slot, None))
         if known is None:
             slot += 1
     state.add_pending(pending)
@@ -102,6 +102,51 @@ def test_a_state_from_a_newer_release_is_refused(tmp_path: Path) -> None:
     db.close()
     with pytest.raises(ConfigError, match="newer"):
         SyncState.open(path)
+
+
+#: A state as the first release (schema version 1) wrote it: no `raw` columns.
+_VERSION_1 = """
+CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE nights (id INTEGER PRIMARY KEY, run_dir TEXT NOT NULL, run_id TEXT,
+    status TEXT NOT NULL CHECK (status IN ('diffing', 'uploading', 'done', 'abandoned')),
+    started_at TEXT NOT NULL, finished_at TEXT, counts TEXT);
+CREATE TABLE jobs (id INTEGER PRIMARY KEY, night INTEGER NOT NULL REFERENCES nights (id),
+    chunk INTEGER NOT NULL, job_id TEXT, external_id TEXT NOT NULL, completed_at TEXT);
+CREATE TABLE users (key TEXT PRIMARY KEY, fingerprint BLOB NOT NULL, slot INTEGER NOT NULL,
+    job INTEGER NOT NULL REFERENCES jobs (id)) WITHOUT ROWID;
+CREATE TABLE pending (position INTEGER PRIMARY KEY, key TEXT NOT NULL, fingerprint BLOB NOT NULL,
+    slot INTEGER NOT NULL);
+"""
+
+
+def _version_1_state(path: Path) -> None:
+    db = sqlite3.connect(path)
+    db.executescript(_VERSION_1)
+    db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    db.execute("PRAGMA user_version = 1")
+    db.execute("INSERT INTO meta VALUES ('next_slot', '1')")
+    db.execute("INSERT INTO nights VALUES (1, 'n', 'r', 'done', 'then', 'then', '{}')")
+    db.execute("INSERT INTO jobs VALUES (1, 1, 0, 'job_x', 'x-000000', 'then')")
+    db.execute("INSERT INTO users VALUES ('user-1', ?, 0, 1)", (fp("v1"),))
+    db.commit()
+    db.close()
+
+
+def test_a_version_1_state_is_read_by_a_dry_run_and_upgraded_by_a_sync(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    _version_1_state(path)
+    with SyncState.open_read_only(path) as state:
+        known = state.lookup(["user-1"])["user-1"]
+        assert (known.fingerprint, known.slot, known.raw) == (fp("v1"), 0, None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.db"]  # nothing written
+    with SyncState.open(path) as state:
+        assert state.lookup(["user-1"])["user-1"].raw is None
+        night = night_with(state, tmp_path, [("user-2", "v2")])
+        state.promote(night, [chunk(0, 1, 1)], {})
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    assert db.execute("SELECT count(*) FROM users").fetchone()[0] == 2
+    db.close()
 
 
 def test_promotion_marks_synced_all_but_failed_users_and_ends_the_night(tmp_path: Path) -> None:
@@ -176,7 +221,7 @@ def test_an_unfinished_diff_leaves_no_pending_rows_behind(tmp_path: Path) -> Non
     path = tmp_path / "state.db"
     state = SyncState.open(path)
     night = state.begin_night(tmp_path / "night")
-    state.add_pending([(1, "a", fp("a"), 0)])
+    state.add_pending([(1, "a", fp("a"), 0, None)])
     state.close()  # the process died before finish_diff: the rows were never committed
     with SyncState.open(path) as state:
         assert state.open_night() == night
