@@ -39,7 +39,8 @@ def records(
     """SourceRecords in bulk: built by `tuple.__new__` in one C-level loop (calling the class, a
     Python-level constructor, costs half as much again per record; a reader makes thousands a MB).
     """
-    return list(map(tuple.__new__, itertools.repeat(SourceRecord), zip(positions, values, texts)))
+    rows = zip(positions, values, texts, strict=True)
+    return list(map(tuple.__new__, itertools.repeat(SourceRecord), rows))
 
 
 def decode_error(text: bytes, exc: orjson.JSONDecodeError) -> tuple[str, int]:
