@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Final
 
@@ -21,6 +20,7 @@ from orchestrator.limits import (
     MAX_JOB_SLOTS,
     MAX_REQUEST_BYTES,
 )
+from orchestrator.version import __version__
 
 #: The smallest request limit that still leaves room for a useful users file.
 MIN_REQUEST_BYTES: Final = 2_048
@@ -31,13 +31,6 @@ CONNECTION_ID_PATTERN: Final = re.compile(r"con_[A-Za-z0-9]{16}")
 #: far above any published tenant tier (reference §8: 16/s at most), room for a local rehearsal.
 MIN_RPS: Final = 0.05
 MAX_RPS: Final = 1000.0
-
-
-def _version() -> str:
-    try:
-        return metadata.version("orchestrator")
-    except metadata.PackageNotFoundError:
-        return "0"
 
 
 def _require(ok: bool, name: str, value: object, problem: str) -> None:
@@ -140,7 +133,7 @@ class ClientSettings:
     connect_timeout: float = 10.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     token_refresh_margin: float = 60.0
-    user_agent: str = f"orchestrator/{_version()}"
+    user_agent: str = f"orchestrator/{__version__}"
     max_server_wait: float = 60.0
     min_server_wait: float = 1.0
 

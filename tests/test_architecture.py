@@ -49,3 +49,17 @@ def test_the_package_is_pure_python() -> None:
     assert not native
     pyproject = (REPO / "pyproject.toml").read_text(encoding="utf-8")
     assert "ext-modules" not in pyproject
+
+
+def test_the_version_is_the_one_pyproject_declares() -> None:
+    from orchestrator.version import __version__
+
+    pyproject = (REPO / "pyproject.toml").read_text(encoding="utf-8")
+    assert f'\nversion = "{__version__}"\n' in pyproject
+
+
+def test_the_library_face_exports_what_it_lists() -> None:
+    import orchestrator
+
+    for name in orchestrator.__all__:
+        assert getattr(orchestrator, name) is not None

@@ -15,7 +15,6 @@ from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import NoReturn
 
-from orchestrator import __version__
 from orchestrator.cli.commands import COMMANDS
 from orchestrator.cli.exit_codes import ExitCode, for_outcome
 from orchestrator.cli.options import FLAGS, progress_interval
@@ -29,6 +28,7 @@ from orchestrator.errors import (
     SettingsError,
 )
 from orchestrator.outcomes import Outcome
+from orchestrator.version import __version__
 
 PROG = "orchestrator"
 

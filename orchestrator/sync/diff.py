@@ -20,7 +20,6 @@ from typing import IO, Any, Final
 
 import orjson
 
-from orchestrator import __version__
 from orchestrator.plan import normalise, planner, schema
 from orchestrator.plan.planner import ChunkLayout, Planner, plan_records
 from orchestrator.settings import PlanSettings
@@ -28,6 +27,7 @@ from orchestrator.sources.reader import ExportReader, estimate_users
 from orchestrator.sources.records import SourceRecord
 from orchestrator.sync.state import SyncState
 from orchestrator.sync.texts import TextIndex
+from orchestrator.version import __version__
 
 #: Users classified per round of lookups: enough to amortise each statement, small in memory.
 ROUND_USERS: Final = 2_000

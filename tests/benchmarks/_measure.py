@@ -26,7 +26,7 @@ import orjson
 
 #: The baseline reads like a streaming reader would: 1 MiB at a time.
 READ_BLOCK: Final = 1 << 20
-BaselineMode = Literal["line", "batch"]
+BaselineMode = Literal["line", "batch", "decode"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,7 +222,8 @@ def baseline(path: Path, mode: BaselineMode) -> BaselineResult:
         path: the NDJSON export (gzip detected by magic bytes).
         mode: "line" does `orjson.dumps(orjson.loads(line))` per line; "batch" decodes a whole
             block as one array (`b"[" + b",".join(lines) + b"]"`) then dumps each user, the
-            fairest lower bound for a streaming chunker.
+            fairest lower bound for a streaming chunker; "decode" only decodes each line (what
+            any reader of the export must do: a nightly sync's floor).
 
     Returns:
         Users processed, seconds spent and bytes re-encoded.
@@ -234,6 +235,10 @@ def baseline(path: Path, mode: BaselineMode) -> BaselineResult:
         if mode == "line":
             for line in lines:
                 encoded += len(dumps(loads(line)))
+            users += len(lines)
+        elif mode == "decode":
+            for line in lines:
+                loads(line)
             users += len(lines)
         else:
             batch = loads(b"[" + b",".join(lines) + b"]")
@@ -248,7 +253,7 @@ def baseline(path: Path, mode: BaselineMode) -> BaselineResult:
 # --------------------------------------------------------------------------------------------
 
 #: Targets of the chunking benchmark: at most this times the per-line baseline, and this much RSS.
-TARGET_RATIO: Final = 2.0
+TARGET_RATIO: Final = 4.0
 TARGET_RSS_MB: Final = 120.0
 
 
@@ -418,7 +423,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.benchmarks._measure")
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("baseline", help="decode+encode every user of an NDJSON file")
-    run.add_argument("mode", choices=("line", "batch"))
+    run.add_argument("mode", choices=("line", "batch", "decode"))
     run.add_argument("file", type=Path)
     args = parser.parse_args(argv)
     result = baseline(args.file, args.mode)

@@ -19,9 +19,11 @@ from typing import BinaryIO
 
 import pytest
 
+from orchestrator.rundir.claim import claim_new
+from orchestrator.rundir.layout import MANIFEST
 from orchestrator.rundir.manifest import Manifest
-from orchestrator.rundir.tracker import MANIFEST, Tracker
-from tests.test_manifest import make_manifest
+from orchestrator.rundir.tracker import Tracker
+from tests.rundir.test_manifest import make_manifest
 
 SIZES = (1_000, 10_000)
 SUMMARY = {"total": 500, "inserted": 500, "updated": 0, "failed": 0}
@@ -77,7 +79,7 @@ def bare_fsync_us(directory: Path, lines: int = 2_000) -> float:
 
 def run_all_transitions(run_dir: Path, chunks: int) -> tuple[RunResult, CountingTracker]:
     """Every chunk through submitting -> pending -> processing -> completed; the tracker is open."""
-    tracker = CountingTracker.create(run_dir, make_manifest(chunks))
+    tracker = CountingTracker.create(run_dir, make_manifest(chunks), claim_new(run_dir))
     assert isinstance(tracker, CountingTracker)
     tracker.compaction_s.clear()  # the one at creation is not part of the run
     start = time.perf_counter()

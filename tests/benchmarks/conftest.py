@@ -40,7 +40,7 @@ def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Mod
 
 @dataclass(frozen=True, slots=True)
 class Export:
-    """A generated NDJSON export on disk."""
+    """A generated export on disk: NDJSON, or the same users as one JSON array."""
 
     path: Path
     users: int
@@ -56,12 +56,12 @@ class ExportCache:
     def __init__(self, directory: Path) -> None:
         self._dir = directory
 
-    def _paths(self, users: int, seed: int) -> tuple[Path, Path]:
+    def _paths(self, users: int, seed: int, fmt: str) -> tuple[Path, Path]:
         stem = f"users-{users}-seed{seed}-gen{GENERATOR_VERSION}"
-        return self._dir / f"{stem}.ndjson", self._dir / f"{stem}.meta.json"
+        return self._dir / f"{stem}.{fmt}", self._dir / f"{stem}.{fmt}.meta.json"
 
-    def _cached(self, users: int, seed: int) -> Export | None:
-        path, meta_path = self._paths(users, seed)
+    def _cached(self, users: int, seed: int, fmt: str) -> Export | None:
+        path, meta_path = self._paths(users, seed, fmt)
         if not (path.is_file() and meta_path.is_file()):
             return None
         meta = orjson.loads(meta_path.read_bytes())
@@ -70,20 +70,24 @@ class ExportCache:
             return None
         return Export(path, users, size, float(meta["generate_s"]), cached=True)
 
-    def is_cached(self, users: int, *, seed: int = 1) -> bool:
-        return self._cached(users, seed) is not None
+    def is_cached(self, users: int, *, seed: int = 1, fmt: str = "ndjson") -> bool:
+        return self._cached(users, seed, fmt) is not None
 
-    def get(self, users: int, *, seed: int = 1) -> Export:
-        """The export of `users` users for `seed`, generated now unless already cached."""
-        cached = self._cached(users, seed)
+    def get(self, users: int, *, seed: int = 1, fmt: str = "ndjson") -> Export:
+        """The export of `users` users for `seed` as `fmt` ("ndjson" or "json"), generated now
+        unless already cached. The same seed gives the same users in both formats."""
+        cached = self._cached(users, seed, fmt)
         if cached is not None:
             return cached
-        path, meta_path = self._paths(users, seed)
+        path, meta_path = self._paths(users, seed, fmt)
         self._dir.mkdir(parents=True, exist_ok=True)
         self._drop_stale()
         partial = path.with_suffix(".partial")
         start = time.perf_counter()
-        size = write_export(partial, users, fmt="ndjson", gzip=False, pretty=False, seed=seed)
+        size = write_export(
+            partial, users, fmt="json" if fmt == "json" else "ndjson", gzip=False, pretty=False,
+            seed=seed,
+        )  # fmt: skip
         elapsed = time.perf_counter() - start
         # Renamed only when complete: an interrupted generation is never mistaken for a cache hit.
         os.replace(partial, path)
