@@ -13,6 +13,7 @@ import sys
 import tempfile
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import orjson
 import pytest
@@ -27,7 +28,7 @@ from sample_data.generate import write_export
 # ---------------------------------------------------------------- helpers
 
 
-def _records(path: str, **kwargs: int) -> tuple[ExportReader, list[SourceRecord]]:
+def _records(path: str, **kwargs: Any) -> tuple[ExportReader, list[SourceRecord]]:
     reader = ExportReader(path, **kwargs)
     batches = list(reader.batches())
     assert all(batches), "no empty batches"
