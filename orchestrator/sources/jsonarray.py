@@ -36,9 +36,22 @@ class JsonArrayParser:
     the byte.
     """
 
-    def __init__(self, label: str, *, offset: int, max_value: int) -> None:
+    def __init__(self, label: str, *, offset: int, max_value: int, embedded: bool = False) -> None:
+        """Parse an array whose '[' starts the first data fed.
+
+        Args:
+            label: the input's name, for errors.
+            offset: the stream offset of the '[' (errors name bytes of the whole input).
+            max_value: a larger element is an InputError.
+            embedded: the array is a member of a larger document: parsing stops after its ']',
+                and `rest` holds what followed (`done` becomes True).
+        """
         self._label = label
         self._max_value = max_value
+        self._embedded = embedded
+        #: Whether the closing ']' of an embedded array was read; `rest` is what came after it.
+        self.done = False
+        self.rest = b""
         self._buf = b""
         self._pos = 0  # next unread byte of _buf
         self._offset = offset  # stream offset of _buf[0]
@@ -76,6 +89,9 @@ class JsonArrayParser:
         if not self._opened:  # format detection put the '[' first
             self._opened, self._pos = True, 1
         while True:
+            if self._state == _END and self._embedded:
+                self.done, self.rest = True, buf[self._pos :]
+                return
             pos = self._pos = _WS_RUN.match(buf, self._pos).end()  # type: ignore[union-attr]
             if pos == len(buf):
                 if eof:
@@ -136,7 +152,7 @@ class JsonArrayParser:
     def _exact(self, out: list[SourceRecord], *, eof: bool) -> bool:
         """Take one element by bracket matching; False when it is not complete in the buffer."""
         buf, start = self._buf, self._pos
-        end = _value_end(buf, start, eof=eof)
+        end = value_end(buf, start, eof=eof)
         if end is None:
             if eof:
                 self._fail(
@@ -167,6 +183,11 @@ class JsonArrayParser:
             )
         return size
 
+    @property
+    def end_offset(self) -> int:
+        """The stream offset of the first byte not consumed yet."""
+        return self._offset + self._pos
+
     def _fail_at_end(self) -> None:
         if self._state != _END:
             self._fail(
@@ -179,7 +200,7 @@ class JsonArrayParser:
         raise InputError(message, path=self._label, where=f"byte {self._offset + pos}")
 
 
-def _value_end(buf: bytes, start: int, *, eof: bool) -> int | None:
+def value_end(buf: bytes, start: int, *, eof: bool) -> int | None:
     """End of the JSON value starting at ``buf[start]``, or None if it continues past the buffer.
 
     Brackets are matched by count only and scalars are delimited loosely: orjson then checks the

@@ -15,9 +15,12 @@ import stat
 import sys
 import zlib
 from collections.abc import Generator, Iterator
+from dataclasses import dataclass
 from typing import IO, Final, Protocol
 
 from orchestrator.errors import InputError
+from orchestrator.sources.csvrows import CsvParser
+from orchestrator.sources.document import ObjectParser
 from orchestrator.sources.jsonarray import JsonArrayParser
 from orchestrator.sources.ndjson import NdjsonParser
 from orchestrator.sources.records import SourceRecord
@@ -35,6 +38,25 @@ _JSON_WS: Final = b" \t\n\r"
 #: imported; a value this large means the file is not a user export (e.g. one `{"users": [...]}`
 #: line), and the cap keeps memory bounded when that happens.
 DEFAULT_MAX_VALUE_BYTES: Final = 64 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class Shapes:
+    """The shapes an input may take (what a source format writes).
+
+    Attributes:
+        arrays: one JSON array of users.
+        lines: NDJSON, one user a line.
+        members: the names of the member holding the users in one JSON object (`{"users": [...]}`).
+        csv: CSV with a header row.
+        description: how to name the format in messages.
+    """
+
+    arrays: bool = True
+    lines: bool = True
+    members: frozenset[str] = frozenset()
+    csv: bool = False
+    description: str = "--from import (a JSON array or NDJSON of users)"
 
 
 class _Parser(Protocol):
@@ -68,6 +90,7 @@ class ExportReader:
         batch_bytes: int = DEFAULT_BATCH_BYTES,
         max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
         fingerprint: bool = True,
+        accepts: Shapes | None = None,
     ) -> None:
         """Prepare to read ``source``, a file path or ``-`` for stdin.
 
@@ -79,6 +102,7 @@ class ExportReader:
             batch_bytes: decompressed bytes parsed per batch (at most ``block_size``).
             max_value_bytes: a larger top-level value (or NDJSON line) is an InputError.
             fingerprint: compute the input's sha256 (a plan records it; a diff does not need it).
+            accepts: the shapes the input may have (default: a JSON array or NDJSON).
 
         Raises:
             InputError: the path does not exist, is a directory or cannot be read.
@@ -90,11 +114,14 @@ class ExportReader:
             )
         self.path = source
         self.format = ""
+        self._accepts = accepts or Shapes()
+        self._object: ObjectParser | None = None
         self.compressed = False
         self._block_size = block_size
         self._batch_bytes = min(batch_bytes, block_size)
         self._max_value = max_value_bytes
-        self._label = "<stdin>" if source == "-" else source
+        #: How messages name the input.
+        self.label = "<stdin>" if source == "-" else source
         self._hash = hashlib.sha256() if fingerprint else None
         self._bytes_read = 0
         self._started = False
@@ -114,8 +141,13 @@ class ExportReader:
         return self._hash.hexdigest()
 
     def where(self, position: int) -> str:
-        """Name a record's position for people: ``index 12`` (JSON array) or ``line 13`` (NDJSON)."""
-        return f"line {position}" if self.format == "ndjson" else f"index {position}"
+        """Name a record's position for people: ``index 12`` (JSON array), ``line 13`` (NDJSON,
+        CSV) or ``users[12]`` (the users member of one object)."""
+        if self.format in ("ndjson", "csv"):
+            return f"line {position}"
+        if self._object is not None:
+            return f"{self._object.users_key}[{position}]"
+        return f"index {position}"
 
     def batches(self) -> Generator[list[SourceRecord], None, None]:
         """Read the whole input, yielding its values in order, many per batch. Single use.
@@ -139,6 +171,13 @@ class ExportReader:
             records = parser.finish()
             if records:
                 yield records
+            if isinstance(parser, ObjectParser) and parser.users_key is None:
+                wanted = " or ".join(repr(key) for key in sorted(self._accepts.members))
+                raise InputError(
+                    f"the JSON object has no {wanted} member holding the users (it has "
+                    f"{', '.join(map(repr, parser.members[:8])) or 'no members'})",
+                    path=self.label,
+                )
         finally:
             if self.path != "-":
                 stream.close()
@@ -146,14 +185,14 @@ class ExportReader:
     def _open(self) -> IO[bytes]:
         if self.path == "-":
             if sys.stdin is None:
-                raise InputError("there is no standard input to read", path=self._label)
+                raise InputError("there is no standard input to read", path=self.label)
             return sys.stdin.buffer
         try:
             # Unbuffered: we read large blocks ourselves, a buffer would only copy them.
             return open(self.path, "rb", buffering=0)  # closed by batches()
         except OSError as exc:
             raise InputError(
-                f"cannot open the input: {exc.strerror or exc}", path=self._label
+                f"cannot open the input: {exc.strerror or exc}", path=self.label
             ) from None
 
     def _raw_blocks(self, stream: IO[bytes]) -> Iterator[bytes]:
@@ -162,7 +201,7 @@ class ExportReader:
                 data = stream.read(self._block_size)
             except OSError as exc:
                 raise InputError(
-                    f"cannot read the input: {exc.strerror or exc}", path=self._label
+                    f"cannot read the input: {exc.strerror or exc}", path=self.label
                 ) from None
             if not data:
                 return
@@ -183,16 +222,18 @@ class ExportReader:
                 yield head
             yield from raw
             return
-        yield from _gunzip(head, raw, self._batch_bytes, self._label)
+        yield from _gunzip(head, raw, self._batch_bytes, self.label)
 
     def _detect(self, blocks: Iterator[bytes]) -> tuple[_Parser, bytes]:
-        """Skip a BOM and leading whitespace: the first other byte decides the format.
+        """Skip a BOM and leading whitespace; the first line of data decides the shape.
 
-        Returns the parser and the data from that byte on, which the parser must be fed first.
+        Returns the parser and the data from the first other byte on, which the parser must be
+        fed first.
         """
         head = b""
         skipped = newlines = 0
         bom_checked = False
+        found: bytes | None = None
         for data in blocks:
             head += data
             if not bom_checked:
@@ -202,24 +243,25 @@ class ExportReader:
                 self._refuse_wide_encoding(head)
                 if head.startswith(_BOM):
                     head, skipped = head[len(_BOM) :], len(_BOM)
-            stripped = head.lstrip(_JSON_WS)
+            if found is None:
+                stripped = head.lstrip(_JSON_WS)
+                skipped += len(head) - len(stripped)
+                newlines += head.count(b"\n", 0, len(head) - len(stripped))
+                head = found = stripped
+            # An array is told by its '[', anything else by its first line (or _SNIFF_BYTES).
+            if found and (found[:1] == b"[" or b"\n" in head or len(head) >= _SNIFF_BYTES):
+                return self._parser_for(head, skipped, newlines), head
+        if head and not bom_checked:  # the input was shorter than four bytes
+            self._refuse_wide_encoding(head)
+            if head.startswith(_BOM):
+                head, skipped = head[len(_BOM) :], len(_BOM)
+        stripped = head.lstrip(_JSON_WS)
+        if stripped:
             skipped += len(head) - len(stripped)
             newlines += head.count(b"\n", 0, len(head) - len(stripped))
-            if stripped:
-                return self._parser_for(stripped[0], skipped, newlines), stripped
-            head = b""
-        if head:  # the input was shorter than four bytes
-            if not bom_checked:
-                self._refuse_wide_encoding(head)
-                if head.startswith(_BOM):
-                    head, skipped = head[len(_BOM) :], len(_BOM)
-            stripped = head.lstrip(_JSON_WS)
-            if stripped:
-                skipped += len(head) - len(stripped)
-                return self._parser_for(stripped[0], skipped, newlines), stripped
+            return self._parser_for(stripped, skipped, newlines), stripped
         raise InputError(
-            "the input is empty (no JSON array or NDJSON users in it): check the file or pipe",
-            path=self._label,
+            "the input is empty (no users in it): check the file or pipe", path=self.label
         )
 
     def _refuse_wide_encoding(self, head: bytes) -> None:
@@ -230,22 +272,92 @@ class ExportReader:
             raise InputError(
                 f"the input is {encoding} encoded; exports must be UTF-8: convert it first, e.g. "
                 f"iconv -f {encoding} -t UTF-8 FILE > FILE.utf8",
-                path=self._label,
+                path=self.label,
             )
 
-    def _parser_for(self, first: int, skipped: int, newlines: int) -> _Parser:
-        if first == ord("["):
+    def _parser_for(self, head: bytes, skipped: int, newlines: int) -> _Parser:
+        """The parser for the shape `head` (the first data, up to its first newline) starts."""
+        accepts, first = self._accepts, head[0]
+        if first == ord("[") and accepts.arrays:
             self.format = "json"
-            return JsonArrayParser(self._label, offset=skipped, max_value=self._max_value)
+            return JsonArrayParser(self.label, offset=skipped, max_value=self._max_value)
         if first == ord("{"):
-            self.format = "ndjson"
-            return NdjsonParser(self._label, lines_before=newlines, max_value=self._max_value)
-        raise InputError(
-            "the input is neither a JSON array (starting with '[') nor NDJSON (one object per "
-            "line, starting with '{'): export the users as JSON",
-            path=self._label,
-            where=f"byte {skipped}",
+            if accepts.members and not (accepts.lines and not _starts_a_document(head)):
+                self.format = "object"
+                self._object = ObjectParser(
+                    self.label,
+                    offset=skipped,
+                    max_value=self._max_value,
+                    users_keys=accepts.members,
+                )
+                return self._object
+            if accepts.lines:
+                if _starts_a_document(head):
+                    raise InputError(
+                        "the input is one JSON object spread over lines, not NDJSON (one user a "
+                        f"line){_document_hint(head)}",
+                        path=self.label,
+                        where=f"line {newlines + 1}",
+                    )
+                self.format = "ndjson"
+                return NdjsonParser(self.label, lines_before=newlines, max_value=self._max_value)
+        if first not in b"[{" and accepts.csv:
+            self.format = "csv"
+            return CsvParser(self.label, lines_before=newlines, max_value=self._max_value)
+        if accepts.arrays and accepts.lines:
+            what = (
+                "the input is neither a JSON array (starting with '[') nor NDJSON (one object "
+                "per line, starting with '{')"
+            )
+        else:
+            what = f"the input is {_shape_of(head)}, which {accepts.description} does not read"
+        raise InputError(what + _document_hint(head), path=self.label, where=f"byte {skipped}")
+
+
+#: Bytes of the first data looked at to tell the input's shape (its first line, at most this).
+_SNIFF_BYTES: Final = 64 << 10
+
+
+def _starts_a_document(head: bytes) -> bool:
+    """Whether the first line opens one JSON object spread over lines (pretty-printed) rather
+    than holding a whole NDJSON value: it ends on an opening bracket, a comma or a colon."""
+    if b"\n" not in head:
+        return False  # a first line longer than the sniffed bytes is a long NDJSON line
+    first_line = head.split(b"\n", 1)[0].rstrip()
+    return first_line == b"{" or first_line.endswith((b"[", b"{", b",", b":"))
+
+
+def _shape_of(head: bytes) -> str:
+    if head[:1] == b"[":
+        return "a JSON array"
+    if head[:1] == b"{":
+        return "a JSON object"
+    if b"," in head.split(b"\n", 1)[0]:
+        return "CSV (a header row)"
+    return "neither JSON nor CSV"
+
+
+def _document_hint(head: bytes) -> str:
+    """Which --from reads an input shaped like `head`, when its first bytes tell."""
+    if b'"localId"' in head:
+        return ": it looks like a Firebase export; use --from firebase"
+    if b'"Users"' in head and b'"Attributes"' in head:
+        return ": it looks like a Cognito list-users export; use --from cognito"
+    if b'"realm"' in head or b'"credentials"' in head:
+        return ": it looks like a Keycloak export; use --from keycloak"
+    if b'"users"' in head:
+        return (
+            ': the users sit in a "users" member, as Firebase and Keycloak write them; use '
+            "--from firebase or --from keycloak"
         )
+    if head[:1] not in b"[{" and b"," in head.split(b"\n", 1)[0]:
+        return (
+            "; a CSV export needs --from csv with a --map FILE (or --from auth0-export, "
+            "--from cognito or --from supabase for their CSV exports)"
+        )
+    if head[:1] not in b"[{":
+        return "; export the users as JSON"
+    return ""
 
 
 #: Byte-order marks of the encodings JSON exports must not use, longest first.
