@@ -51,6 +51,60 @@ def _seconds(name: str, value: float, *, low: float = 0.0, inclusive: bool = Fal
     )
 
 
+#: The source formats `--from` names (sources.formats has one adapter for each).
+SOURCE_FORMATS: Final = (
+    "import", "auth0-export", "firebase", "cognito", "keycloak", "django", "supabase", "csv",
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class SourceSettings:
+    """How the export is read into import-format users.
+
+    Attributes:
+        format: what the export is (`SOURCE_FORMATS`): `import` is the import format itself.
+        fields: (import field, source field) pairs of a mapping: the import field (dotted into
+            app_metadata or user_metadata) takes the source record's field or column (a dotted
+            path reaches into JSON objects). They override the format's own mapping.
+        constants: (import field, value) pairs: every user gets the value.
+        only_connection: keep only the users of this database connection (a whole-tenant Auth0
+            export); the others are skipped and counted.
+    """
+
+    format: str = "import"
+    fields: tuple[tuple[str, str], ...] = ()
+    constants: tuple[tuple[str, object], ...] = ()
+    only_connection: str | None = None
+
+    def __post_init__(self) -> None:
+        _require(
+            self.format in SOURCE_FORMATS,
+            "format",
+            self.format,
+            f"must be one of {', '.join(SOURCE_FORMATS)}",
+        )
+        _require(
+            self.only_connection is None or self.format == "auth0-export",
+            "only_connection",
+            self.only_connection,
+            "applies to an Auth0 users export only (--from auth0-export)",
+        )
+
+    @property
+    def mapped(self) -> bool:
+        """Whether the users are converted at all (not the import format read as it is)."""
+        return self.format != "import" or bool(self.fields or self.constants)
+
+    def as_json(self) -> dict[str, object]:
+        """What a plan records of how its export was read."""
+        return {
+            "format": self.format,
+            "fields": dict(self.fields),
+            "constants": dict(self.constants),
+            "only_connection": self.only_connection,
+        }
+
+
 @dataclass(frozen=True, slots=True)
 class PlanSettings:
     """What decides the content of the chunk files (recorded in the manifest, never changed).
@@ -61,12 +115,14 @@ class PlanSettings:
         drop_unknown_fields: drop fields the import schema does not accept instead of rejecting.
         external_id_prefix: each job's external_id is `PREFIX-NNNNNN`; None picks `orch-<random>`
             when a plan is created.
+        source: how the export is read (its format and mapping).
     """
 
     max_request_bytes: int = MAX_REQUEST_BYTES
     keep_user_id_prefix: bool = False
     drop_unknown_fields: bool = False
     external_id_prefix: str | None = None
+    source: SourceSettings = field(default_factory=SourceSettings)
 
     def __post_init__(self) -> None:
         _whole("max_request_bytes", self.max_request_bytes, MIN_REQUEST_BYTES, MAX_REQUEST_BYTES)

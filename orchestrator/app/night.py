@@ -36,8 +36,8 @@ from orchestrator.rundir.claim import claim_new
 from orchestrator.rundir.create import create_plan, new_run_id
 from orchestrator.rundir.layout import has_plan
 from orchestrator.rundir.tracker import Tracker, load_manifest
-from orchestrator.settings import PlanSettings, SyncSettings, UploadSettings
-from orchestrator.sources.reader import ExportReader
+from orchestrator.settings import PlanSettings, SourceSettings, SyncSettings, UploadSettings
+from orchestrator.sources.formats import Export
 from orchestrator.sync.diff import DiffCounts, DiffResult, diff_export
 from orchestrator.sync.lock import SyncBusyError, SyncLock, lock_path
 from orchestrator.sync.promote import night_outcome
@@ -128,7 +128,7 @@ def _dry_run(
                 "it before its own diff, so these counts may shrink",
             )
         result = diff_export(
-            ExportReader(source, fingerprint=False),
+            Export(source, plan.source, fingerprint=False),
             state,
             plan,
             send=None,
@@ -269,7 +269,7 @@ class _Night:
             )
         # The night's input is normalised already: planning it must not strip a prefix again.
         night_plan = dataclasses.replace(
-            self.plan, keep_user_id_prefix=True, drop_unknown_fields=False
+            self.plan, keep_user_id_prefix=True, drop_unknown_fields=False, source=SourceSettings()
         )
         tracker, stats = create_plan(
             str(run_dir / NIGHT_INPUT), run_dir, night_plan, self.upload, claimed=journal
@@ -284,7 +284,7 @@ class _Night:
             _private_writer(run_dir / NIGHT_REJECTS) as rejects,
         ):
             result = diff_export(
-                ExportReader(self.source, fingerprint=False),
+                Export(self.source, self.plan.source, fingerprint=False),
                 self.state,
                 self.plan,
                 send=send,

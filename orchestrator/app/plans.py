@@ -15,7 +15,8 @@ from orchestrator.outcomes import Outcome
 from orchestrator.plan.planner import PlanStats, count_only, plan_chunks
 from orchestrator.rundir.create import create_plan, layout_of
 from orchestrator.settings import PlanSettings
-from orchestrator.sources.reader import ExportReader, estimate_users
+from orchestrator.sources.formats import Export
+from orchestrator.sources.reader import estimate_users
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,16 +50,16 @@ def validate(source: str, settings: PlanSettings, *, rejects: Path | None = None
         InputError: the export is malformed.
         ConfigError: `rejects` would overwrite the export, or cannot be written.
     """
-    reader = ExportReader(source, fingerprint=False)
+    export = Export(source, settings.source, fingerprint=False)
     layout = layout_of(settings)
     with _rejects_file(rejects, source) as out:
         stats = plan_chunks(
-            reader.batches(),
+            export.batches(),
             settings,
             layout,
             count_only(layout),
             rejects=out,
-            where=reader.where,
+            where=export.reader.where,
             expected_users=estimate_users(source),
         )
     return PlanResult(stats, settings, chunks_written=False)

@@ -230,6 +230,15 @@ class ApiClient:
             raise _malformed("GET", path, answer.status, "a connection object")
         return answer.body
 
+    async def connections_named(self, name: str) -> list[dict[str, object]]:
+        """GET /api/v2/connections?name=...: the connections with exactly that name (0 or 1)."""
+        params = {"name": name, "fields": "id,name,strategy"}
+        answer = await self._call("GET", CONNECTIONS_PATH, params=params)
+        body = answer.body
+        if not isinstance(body, list) or not all(isinstance(item, dict) for item in body):
+            raise _malformed("GET", CONNECTIONS_PATH, answer.status, "a list of connections")
+        return body
+
     async def users_by_email(self, email: str) -> list[dict[str, object]]:
         """GET /api/v2/users-by-email?email=...: every user with that address (any connection)."""
         answer = await self._call("GET", USERS_BY_EMAIL_PATH, params={"email": email})

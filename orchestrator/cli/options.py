@@ -19,7 +19,13 @@ from typing import Any, Final
 from orchestrator.app.target import Target
 from orchestrator.auth0.credentials import Credentials
 from orchestrator.errors import ConfigError
-from orchestrator.settings import ClientSettings, PlanSettings, UploadSettings
+from orchestrator.settings import (
+    SOURCE_FORMATS,
+    ClientSettings,
+    PlanSettings,
+    SourceSettings,
+    UploadSettings,
+)
 
 #: Settings field -> the option that sets it.
 FLAGS: Final = {
@@ -28,6 +34,8 @@ FLAGS: Final = {
     "connection_id": "--connection-id",
     "job_slots": "--job-slots",
     "max_attempts": "--max-attempts",
+    "format": "--from",
+    "only_connection": "--only-connection",
     "max_rps": "--max-rps",
     "sample": "--sample",
     "concurrency": "--concurrency",
@@ -51,12 +59,40 @@ def default(settings: type[Any], name: str) -> object:
 
 def add_input(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "input", help="the export: JSON array or NDJSON, optionally gzipped; - = stdin"
+        "input",
+        help="the export, optionally gzipped; - = stdin. Its shape is what --from says "
+        "(default: the import format, a JSON array or NDJSON)",
+    )
+
+
+def add_source_options(parser: argparse.ArgumentParser) -> None:
+    """What the export is and how its records become users."""
+    parser.add_argument(
+        "--from",
+        dest="source_format",
+        choices=SOURCE_FORMATS,
+        metavar="FORMAT",
+        help="what the export is: " + ", ".join(SOURCE_FORMATS) + " (default import: Auth0's "
+        "import format; csv needs --map unless its columns are named like import fields)",
+    )
+    parser.add_argument(
+        "--map",
+        type=Path,
+        metavar="FILE",
+        help="a TOML mapping: [fields] import field = source field or column, [constants] "
+        "import field = value; it overrides the format's own mapping",
+    )
+    parser.add_argument(
+        "--only-connection",
+        metavar="NAME",
+        help="with --from auth0-export: import only the users of this database connection "
+        "(identities[0].connection); the others are skipped and counted",
     )
 
 
 def add_plan_options(parser: argparse.ArgumentParser, *, chunking: bool = True) -> None:
-    """Planning: what decides the chunk files."""
+    """Planning: what decides the chunk files (the source options among them)."""
+    add_source_options(parser)
     parser.add_argument(
         "--max-request-bytes",
         type=int,
@@ -88,9 +124,16 @@ def add_run_dir(parser: argparse.ArgumentParser) -> None:
 
 
 def add_connection(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
+    target = parser.add_mutually_exclusive_group()
+    target.add_argument(
         "--connection-id",
         help="target database connection, con_... (default: $AUTH0_CONNECTION_ID)",
+    )
+    target.add_argument(
+        "--connection",
+        metavar="NAME",
+        help="target database connection by its name, as the dashboard shows it (resolved "
+        "through the API: needs read:connections)",
     )
 
 
@@ -189,14 +232,46 @@ def plan_settings(args: argparse.Namespace) -> PlanSettings:
     return PlanSettings(
         keep_user_id_prefix=args.keep_user_id_prefix,
         drop_unknown_fields=args.drop_unknown_fields,
+        source=source_settings(args),
         **given(args, "max_request_bytes", "external_id_prefix"),
     )
 
 
+def source_settings(args: argparse.Namespace) -> SourceSettings:
+    """The source format, the mapping file's fields and constants, and the connection kept."""
+    from orchestrator.plan.mapping import read_mapping
+
+    fields, constants = read_mapping(args.map) if args.map is not None else ((), ())
+    return SourceSettings(
+        format=args.source_format or "import",
+        fields=fields,
+        constants=constants,
+        only_connection=args.only_connection,
+    )
+
+
+def connection_named(args: argparse.Namespace, environ: Mapping[str, str]) -> bool:
+    """Whether a target connection was named at all (by id, by name, or in the environment)."""
+    return bool(
+        getattr(args, "connection", None)
+        or args.connection_id
+        or environ.get("AUTH0_CONNECTION_ID", "").strip()
+    )
+
+
 def connection_id(args: argparse.Namespace, environ: Mapping[str, str]) -> str:
+    """The target connection's id: given, from the environment, or resolved from its name."""
+    name = getattr(args, "connection", None)
+    if name:
+        from orchestrator.app.connections import connection_id_named
+
+        return connection_id_named(name, target(args, environ))
     value = args.connection_id or environ.get("AUTH0_CONNECTION_ID", "").strip()
     if not value:
-        raise ConfigError("no connection: pass --connection-id con_... or set AUTH0_CONNECTION_ID")
+        raise ConfigError(
+            "no connection: pass --connection NAME or --connection-id con_..., or set "
+            "AUTH0_CONNECTION_ID"
+        )
     return str(value)
 
 

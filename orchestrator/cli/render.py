@@ -23,19 +23,24 @@ _SHOWN: Final = 10
 def render_plan(plan: Mapping[str, object]) -> str:
     """A plan's counts (`PlanStats.as_json`)."""
     accepted = _int(plan["accepted"])
-    lines = [
+    source = plan.get("source")
+    lines = []
+    if isinstance(source, Mapping):
+        lines.append(f"read as         --from {source['format']}")
+    lines += [
         f"users read      {_int(plan['users_read']):>10,}",
         f"accepted        {accepted:>10,}",
         f"rejected        {_int(plan['rejected']):>10,}",
     ]
-    rejected = plan["rejected_by_reason"]
-    if isinstance(rejected, Mapping):
-        for reason, number in sorted(rejected.items()):
-            lines.append(f"  {reason:<28}{number:>8,}")
-    dropped = plan["dropped_fields"]
-    if isinstance(dropped, Mapping) and dropped:
-        listed = ", ".join(f"{k} {v:,}" for k, v in sorted(dropped.items()))
-        lines.append(f"dropped fields  {listed}")
+    lines += _counts(plan["rejected_by_reason"])
+    skipped = _int(plan.get("skipped", 0))
+    if skipped:
+        lines.append(f"skipped         {skipped:>10,}   (not imported on purpose)")
+        lines += _counts(plan.get("skipped_by_reason"))
+    if isinstance(source, Mapping):
+        lines += _listed("kept in user_metadata", source.get("to_user_metadata"))
+        lines += _listed("not imported (no place in the schema)", source.get("dropped"))
+    lines += _listed("dropped fields", plan["dropped_fields"])
     written = plan["chunks_written"] is True
     chunks = _int(plan["chunks"])
     verb = "chunks" if written else "chunks (not written)"
@@ -55,6 +60,20 @@ def render_plan(plan: Mapping[str, object]) -> str:
             "files to reach the disk)"
         )
     return "\n".join(lines)
+
+
+def _counts(by_reason: object) -> list[str]:
+    """One indented line per reason, with its count."""
+    if not isinstance(by_reason, Mapping):
+        return []
+    return [f"  {reason:<28}{number:>8,}" for reason, number in sorted(by_reason.items())]
+
+
+def _listed(title: str, counts: object) -> list[str]:
+    """`title: field users, ...` on one line, when there is anything to list."""
+    if not isinstance(counts, Mapping) or not counts:
+        return []
+    return [f"{title}: " + ", ".join(f"{k} {v:,}" for k, v in sorted(counts.items()))]
 
 
 def throughput_range(users: int) -> tuple[str, str]:

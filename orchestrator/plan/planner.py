@@ -19,10 +19,12 @@ import orjson
 from orchestrator.auth0.multipart import body_overhead
 from orchestrator.limits import ENTERPRISE_USERS_PER_HOUR, FREE_TIER_USERS_PER_HOUR
 from orchestrator.plan.dedupe import DuplicateFinder
+from orchestrator.plan.mapping import Mapper, mapper_for
 from orchestrator.plan.normalise import Normaliser
 from orchestrator.plan.pack import ChunkPacker, PackedChunk
 from orchestrator.plan.schema import Problem, check_user
 from orchestrator.settings import PlanSettings
+from orchestrator.sources.formats.base import Converted, Mapped, Skipped, Unmapped
 from orchestrator.sources.records import SourceRecord
 
 #: How a valid user is written into its chunk: compact JSON, integers refused beyond ±(2**53 - 1),
@@ -72,10 +74,18 @@ class PlanStats:
     users_accepted: int = 0
     rejected_by_reason: Counter[str] = field(default_factory=Counter)
     users_rejected: int = 0
+    #: Records not imported on purpose (another connection, a service account): by reason.
+    skipped_by_reason: Counter[str] = field(default_factory=Counter)
     dropped_fields: Counter[str] = field(default_factory=Counter)
     chunks: list[WrittenChunk] = field(default_factory=list)
+    #: How the export was read (format, fields moved and dropped); None for the import format.
+    source: dict[str, object] | None = None
     #: Seconds planning waited for chunk files to reach the disk (0 when none are written).
     disk_wait_s: float = 0.0
+
+    @property
+    def users_skipped(self) -> int:
+        return self.skipped_by_reason.total()
 
     @property
     def chunk_bytes(self) -> int:
@@ -91,11 +101,15 @@ class PlanStats:
     def as_json(self, max_request_bytes: int, *, chunks_written: bool) -> dict[str, object]:
         """The plan's summary: what `validate` and `chunk` print and the `plan` event carries."""
         disk = {"disk_wait_s": round(self.disk_wait_s, 2)} if chunks_written else {}
+        source = {"source": self.source} if self.source is not None else {}
         return {
+            **source,
             "users_read": self.users_read,
             "accepted": self.users_accepted,
             "rejected": self.users_rejected,
+            "skipped": self.users_skipped,
             "rejected_by_reason": dict(self.rejected_by_reason),
+            "skipped_by_reason": dict(self.skipped_by_reason),
             "dropped_fields": dict(self.dropped_fields),
             "chunks": len(self.chunks),
             "chunks_written": chunks_written,
@@ -206,7 +220,8 @@ class Planner:
     """The planning state of one pass: normalisation, judgement, duplicates, rejects and stats.
 
     Args:
-        settings: the normalisation switches (and request limit, through `layout`).
+        settings: how records become users (the source format and mapping), the normalisation
+            switches (and the request limit, through `layout`).
         layout: names and sizes of the chunks: a user too large for a request alone is refused.
         accepted: where valid users go, in input order, with their encoding.
         rejects: where refused users go, one JSON object per line (None: count only).
@@ -227,6 +242,9 @@ class Planner:
         encode_options: int = ENCODE_OPTIONS,
     ) -> None:
         self.stats = PlanStats()
+        self.mapper: Mapper | None = mapper_for(settings.source)
+        #: Records converted before they reach `take` (a sync's screen), by position.
+        self.converted: dict[int, Converted] = {}
         self.normalise = Normaliser(settings)
         self.duplicates = DuplicateFinder(expected_users or 1 << 16)
         self._accepted = accepted
@@ -240,9 +258,17 @@ class Planner:
         """Plan some records, in input order."""
         stats, normalise, dumps, options = self.stats, self.normalise, orjson.dumps, self._options
         add_keys, take, alone = self.duplicates.add, self._accepted.take, self._alone
+        mapper = self.mapper
         for record in batch:
             stats.users_read += 1
-            user: Any = normalise(record.value)
+            value = record.value
+            if mapper is not None:
+                converted = self.converted.pop(record.position, None) or mapper(value)
+                if not isinstance(converted, Mapped):
+                    self.set_aside(record, converted)
+                    continue
+                value = converted.user
+            user: Any = normalise(value)
             problems = check_user(user)
             if problems:
                 self.reject(record, problems, user)
@@ -262,6 +288,13 @@ class Planner:
             else:
                 stats.users_accepted += 1
                 take(record.position, user, encoded)
+
+    def set_aside(self, record: SourceRecord, outcome: Unmapped | Skipped) -> None:
+        """Count a record skipped on purpose, or reject one that cannot become a user."""
+        if type(outcome) is Skipped:
+            self.stats.skipped_by_reason[outcome.reason] += 1
+        else:
+            self.reject(record, [Problem(*outcome)], None)
 
     def reject(self, record: SourceRecord, problems: list[Problem], user: object) -> None:
         """Count a refused user by its first reason, and write it (as read) with all of them."""
@@ -288,6 +321,9 @@ class Planner:
 
     def finish(self) -> PlanStats:
         """Close the last chunk and return the stats."""
+        if self.mapper is not None:
+            self.mapper.finish()
+            self.stats.source = self.mapper.summary()
         self._accepted.finish()
         self.stats.dropped_fields.update(self.normalise.dropped_fields)
         return self.stats

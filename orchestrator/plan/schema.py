@@ -5,6 +5,7 @@ from __future__ import annotations
 from orchestrator.validation import (
     ALLOWED_FIELDS,
     AUTH0_EXPORT_FIELDS,
+    BOOL_FIELDS,
     FORBIDDEN_APP_METADATA_KEYS,
     REASONS,
     NormaliseOptions,
@@ -15,6 +16,7 @@ from orchestrator.validation import (
 __all__ = [
     "ALLOWED_FIELDS",
     "AUTH0_EXPORT_FIELDS",
+    "BOOL_FIELDS",
     "FORBIDDEN_APP_METADATA_KEYS",
     "REASONS",
     "Problem",

@@ -29,7 +29,8 @@ from orchestrator.rundir.manifest import (
 )
 from orchestrator.rundir.tracker import Tracker
 from orchestrator.settings import PlanSettings, UploadSettings
-from orchestrator.sources.reader import ExportReader, estimate_users, input_fingerprint
+from orchestrator.sources.formats import Export
+from orchestrator.sources.reader import estimate_users, input_fingerprint
 
 
 def new_run_id() -> str:
@@ -71,12 +72,13 @@ def create_plan(
         RunDirError: the directory is unusable or in use, or a file cannot be written.
         InputError: the export is malformed (nothing of the plan is kept).
     """
-    reader = ExportReader(source)
+    export = Export(source, settings.source)
+    reader = export.reader
     journal = claimed if claimed is not None else claim_new(run_dir)
     try:
         shutil.rmtree(run_dir / CHUNKS, ignore_errors=True)  # an unfinished plan of ours
         layout = layout_of(settings)
-        stats, digests = _write_plan(reader, run_dir, settings, layout)
+        stats, digests = _write_plan(export, run_dir, settings, layout)
         manifest = Manifest(
             version=MANIFEST_VERSION,
             run_id=new_run_id(),
@@ -95,6 +97,7 @@ def create_plan(
                 users_rejected=stats.users_rejected,
                 rejected_by_reason=dict(stats.rejected_by_reason),
                 dropped_fields=dict(stats.dropped_fields),
+                skipped_by_reason=dict(stats.skipped_by_reason),
                 chunks=len(stats.chunks),
                 chunk_bytes=stats.chunk_bytes,
                 mean_fill=round(stats.mean_fill(settings.max_request_bytes), 4),
@@ -120,7 +123,7 @@ def create_plan(
 
 
 def _write_plan(
-    reader: ExportReader, run_dir: Path, settings: PlanSettings, layout: ChunkLayout
+    export: Export, run_dir: Path, settings: PlanSettings, layout: ChunkLayout
 ) -> tuple[PlanStats, dict[int, str]]:
     """Plan every user: chunk files and rejects.ndjson written and flushed; returns the stats and
     each chunk's sha256."""
@@ -133,13 +136,13 @@ def _write_plan(
     try:
         with os.fdopen(fd, "wb", buffering=1 << 20) as rejects:
             stats = plan_chunks(
-                reader.batches(),
+                export.batches(),
                 settings,
                 layout,
                 writer,
                 rejects=rejects,
-                where=reader.where,
-                expected_users=estimate_users(reader.path),
+                where=export.reader.where,
+                expected_users=estimate_users(export.reader.path),
             )
         digests = writer.sync()
     finally:

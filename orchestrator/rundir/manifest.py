@@ -93,6 +93,8 @@ class RunSettings:
     external_id_prefix: str
     keep_user_id_prefix: bool
     drop_unknown_fields: bool
+    #: The `--from` format the export was read as (manifests before it: the import format).
+    source_format: str = "import"
 
     @classmethod
     def of(
@@ -110,6 +112,7 @@ class RunSettings:
             external_id_prefix=external_id_prefix,
             keep_user_id_prefix=plan.keep_user_id_prefix,
             drop_unknown_fields=plan.drop_unknown_fields,
+            source_format=plan.source.format,
         )
 
     def upload_settings(self) -> UploadSettings:
@@ -139,6 +142,8 @@ class PlanTotals:
     rejected_by_reason: dict[str, int] = field(default_factory=dict)
     dropped_fields: dict[str, int] = field(default_factory=dict)
     chunks: int = 0
+    #: Records not imported on purpose, by reason (another connection, a service account).
+    skipped_by_reason: dict[str, int] = field(default_factory=dict)
     chunk_bytes: int = 0
     mean_fill: float = 0.0
 
@@ -221,6 +226,10 @@ class JsonFields:
             return self._data[key]
         except KeyError:
             self._fail(f"missing '{self._path(key)}'")
+
+    def has(self, key: str) -> bool:
+        """Whether the object has `key` (for fields later versions of the tool added)."""
+        return key in self._data
 
     def get_int(self, key: str, *, minimum: int = 0) -> int:
         value = self._get(key)
@@ -328,6 +337,7 @@ def _settings(f: JsonFields) -> RunSettings:
         external_id_prefix=f.get_str("external_id_prefix"),
         keep_user_id_prefix=f.get_bool("keep_user_id_prefix"),
         drop_unknown_fields=f.get_bool("drop_unknown_fields"),
+        source_format=f.get_str("source_format") if f.has("source_format") else "import",
     )
 
 
@@ -338,6 +348,7 @@ def _totals(f: JsonFields) -> PlanTotals:
         users_rejected=f.get_int("users_rejected"),
         rejected_by_reason=f.get_counts("rejected_by_reason"),
         dropped_fields=f.get_counts("dropped_fields"),
+        skipped_by_reason=f.get_counts("skipped_by_reason") if f.has("skipped_by_reason") else {},
         chunks=f.get_int("chunks"),
         chunk_bytes=f.get_int("chunk_bytes"),
         mean_fill=f.get_float("mean_fill"),

@@ -13,17 +13,21 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import sys
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import IO, Any, Final
 
 import orjson
 
-from orchestrator.plan import normalise, planner, schema
+from orchestrator.plan import mapping, normalise, planner, schema
 from orchestrator.plan.planner import ChunkLayout, Planner, plan_records
 from orchestrator.settings import PlanSettings
-from orchestrator.sources.reader import ExportReader, estimate_users
+from orchestrator.sources.formats import FORMATS, Export
+from orchestrator.sources.formats.base import Mapped
+from orchestrator.sources.reader import estimate_users
 from orchestrator.sources.records import SourceRecord
 from orchestrator.sync.state import SyncState
 from orchestrator.sync.texts import TextIndex
@@ -123,7 +127,12 @@ def raw_key(settings: PlanSettings) -> bytes:
     """
     hasher = hashlib.blake2b(digest_size=32)
     hasher.update(f"{settings.keep_user_id_prefix},{settings.drop_unknown_fields}".encode())
-    for module in (normalise, schema, planner):
+    hasher.update(orjson.dumps(settings.source.as_json(), default=repr))
+    code: list[ModuleType] = [normalise, schema, planner, mapping]
+    converter = FORMATS[settings.source.format].convert
+    if converter is not None:
+        code.append(sys.modules[converter.__module__])
+    for module in code:
         try:
             hasher.update(inspect.getsource(module).encode())
         except (OSError, TypeError):  # installed without sources: the release stands for them
@@ -168,8 +177,8 @@ class _Screen:
         classifier = self._classifier
         seen, raw_of = classifier.seen, classifier.raw_of
         raw_of.clear()  # left by users the planner refused in the batch before
-        normalise = self._planner.normalise
-        add_keys = self._planner.duplicates.add
+        normalise, mapper = self._planner.normalise, self._planner.mapper
+        add_keys, converted_of = self._planner.duplicates.add, self._planner.converted
         user_id_of, count_unknown = normalise.user_id, normalise.count_unknown
         hasher, slot_of = self._hasher, self._texts.slot_of
         rest: list[SourceRecord] = []
@@ -182,11 +191,20 @@ class _Screen:
             # A text seen twice tonight is judged the second time: it repeats the first.
             if slot >= 0 and not seen[slot]:
                 user: Any = record.value  # the text of a user synced before: a valid user
-                if add_keys(user["email"], user_id_of(user.get("user_id"))) is None:
+                converted = None
+                if mapper is not None:  # converted once: the planner takes it if passed on
+                    converted = mapper(user)
+                    user = converted.user if type(converted) is Mapped else None
+                if (
+                    user is not None
+                    and add_keys(user["email"], user_id_of(user.get("user_id"))) is None
+                ):
                     seen[slot] = 1
                     unchanged += 1
                     count_unknown(user)
                     continue
+                if converted is not None:
+                    converted_of[record.position] = converted
             raw_of[record.position] = raw
             rest.append(record)
         classifier.counts.unchanged += unchanged
@@ -290,7 +308,7 @@ class _Classifier:
 
 
 def diff_export(
-    reader: ExportReader,
+    export: Export,
     state: SyncState,
     settings: PlanSettings,
     *,
@@ -302,7 +320,7 @@ def diff_export(
     """Classify every user of the export against the state.
 
     Args:
-        reader: the export (its InputError propagates: a malformed export stops the diff).
+        export: the export (its InputError propagates: a malformed export stops the diff).
         state: the sync state; read, and given pending rows when `record_pending`.
         settings: the normalisation switches and request limit, as for `run`.
         send: where the new and changed users go, one compact JSON object per line (None: count only).
@@ -323,13 +341,13 @@ def diff_export(
         layout,
         classifier,
         rejects=rejects,
-        where=reader.where,
-        expected_users=estimate_users(reader.path),
+        where=export.reader.where,
+        expected_users=estimate_users(export.reader.path),
         encode_options=CANONICAL,
     )
     texts = TextIndex(state.text_fingerprints(), expected=state.next_slot)
     screen = _Screen(planner, classifier, raw_key(settings), texts)
-    stats = plan_records(screen(reader.batches()), planner)
+    stats = plan_records(screen(export.batches()), planner)
     counts.users_read = stats.users_read + screen.users
     counts.rejected = stats.users_rejected
     counts.rejected_by_reason.update(stats.rejected_by_reason)

@@ -20,8 +20,8 @@ import orjson
 
 from orchestrator.plan.planner import ChunkLayout, count_only, plan_chunks
 from orchestrator.sandbox import DATABASE_CONNECTION_ID, SandboxSettings, SandboxThread
-from orchestrator.settings import PlanSettings
-from orchestrator.sources.reader import ExportReader
+from orchestrator.settings import PlanSettings, SourceSettings
+from orchestrator.sources.formats import Export
 from orchestrator.sync.diff import diff_export
 from orchestrator.sync.state import ChunkResult, SyncState
 from tests.benchmarks._measure import ChildRun, run_child
@@ -69,15 +69,15 @@ def first_night(source: str, state_path: Path, night_dir: Path) -> tuple[int, fl
         night_input = night_dir / "sync-input.ndjson"
         with night_input.open("wb") as send:
             result = diff_export(
-                ExportReader(source), state, PlanSettings(), send=send, rejects=None,
+                Export(source, SourceSettings()), state, PlanSettings(), send=send, rejects=None,
                 record_pending=True,
             )  # fmt: skip
         state.finish_diff(night, result.next_slot, result.counts.as_json())
         layout = ChunkLayout(512_000, "orch-bench000")
-        reader = ExportReader(str(night_input))
+        export = Export(str(night_input), SourceSettings())
         plan = plan_chunks(
-            reader.batches(), PlanSettings(keep_user_id_prefix=True), layout, count_only(layout),
-            rejects=None, where=reader.where,
+            export.batches(), PlanSettings(keep_user_id_prefix=True), layout, count_only(layout),
+            rejects=None, where=export.reader.where,
         )  # fmt: skip
         chunks = [
             ChunkResult(c.index, f"job_{c.index:016d}", c.external_id, None, c.first_position,

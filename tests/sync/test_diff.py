@@ -18,8 +18,8 @@ from orchestrator.plan.schema import check_user
 from orchestrator.rundir.claim import claim_new
 from orchestrator.rundir.create import create_plan
 from orchestrator.rundir.tracker import Tracker
-from orchestrator.settings import PlanSettings, UploadSettings
-from orchestrator.sources.reader import ExportReader
+from orchestrator.settings import PlanSettings, SourceSettings, UploadSettings
+from orchestrator.sources.formats import Export
 from orchestrator.sync.diff import DiffResult, diff_export, user_fingerprint, user_key
 from orchestrator.sync.promote import night_outcome
 from orchestrator.sync.state import SyncState
@@ -49,7 +49,12 @@ def diff(
 ) -> tuple[DiffResult, list[dict[str, Any]], list[dict[str, Any]]]:
     send, rejects = io.BytesIO(), io.BytesIO()
     result = diff_export(
-        ExportReader(source), state, options, send=send, rejects=rejects, record_pending=record
+        Export(source, options.source),
+        state,
+        options,
+        send=send,
+        rejects=rejects,
+        record_pending=record,
     )
     sent = [orjson.loads(line) for line in send.getvalue().splitlines()]
     rejected = [orjson.loads(line) for line in rejects.getvalue().splitlines()]
@@ -72,7 +77,12 @@ def run_night(
     send_path = night_dir / "sync-input.ndjson"
     with send_path.open("wb") as send:
         result = diff_export(
-            ExportReader(source), state, OPTIONS, send=send, rejects=None, record_pending=True
+            Export(source, OPTIONS.source),
+            state,
+            OPTIONS,
+            send=send,
+            rejects=None,
+            record_pending=True,
         )
     state.finish_diff(night, result.next_slot, result.counts.as_json())
     if not result.counts.to_send:
@@ -225,7 +235,7 @@ def test_a_failure_that_names_no_user_keeps_the_whole_chunk_unsynced(tmp_path: P
         send_path = night_dir / "sync-input.ndjson"
         with send_path.open("wb") as send:
             result = diff_export(
-                ExportReader(write(tmp_path / "u.ndjson", users)),
+                Export(write(tmp_path / "u.ndjson", users), SourceSettings()),
                 state,
                 PlanSettings(external_id_prefix="synctest"),
                 send=send,

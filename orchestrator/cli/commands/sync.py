@@ -49,7 +49,7 @@ def main(args: argparse.Namespace, log: EventLog) -> Outcome:
     from orchestrator.app.night import sync
 
     settings = SyncSettings(state=args.state, runs_dir=args.runs_dir, dry_run=args.dry_run)
-    named = args.connection_id or os.environ.get("AUTH0_CONNECTION_ID", "").strip()
+    named = options.connection_named(args, os.environ)
     upload = options.upload_settings(args, os.environ) if named or not args.dry_run else None
     target = None if args.dry_run else options.target(args)
     result = sync(args.input, settings, options.plan_settings(args), upload, target, log)

@@ -1,0 +1,131 @@
+"""`--from auth0-export`: Auth0's own users export (NDJSON or CSV, gzipped or not).
+
+Only database users (`auth0|…`) can move into a database connection: the others (`google-oauth2|…`,
+`samlp|…`) are rejected as `not_database_user`, naming their provider, since they would arrive as
+password users who never had a password. Export-only fields (`created_at`, `logins_count`, …) are
+dropped and counted. The CSV export escapes every string against CSV injection (`'` before it):
+that quote is taken off again. Metadata arrives whole (NDJSON) or as single named columns
+(`user_metadata.country`, CSV).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from orchestrator.settings import SourceSettings
+from orchestrator.sources.formats.base import (
+    Converted,
+    Mapped,
+    MappingStats,
+    Record,
+    Skipped,
+    Unmapped,
+    User,
+    json_object,
+    present,
+    put,
+    set_flag,
+)
+
+#: Profile fields the export and the import share, copied as they are.
+_PROFILE: Final = (
+    "email", "username", "given_name", "family_name", "name", "nickname", "picture",
+    "phone_number",
+)  # fmt: skip
+_FLAGS: Final = ("email_verified", "phone_verified", "blocked")
+_METADATA: Final = ("app_metadata", "user_metadata")
+DATABASE_PROVIDER: Final = "auth0"
+#: Where a CSV export names a user's connection.
+_CONNECTION_COLUMN: Final = "identities[0].connection"
+
+
+def convert(record: Record, stats: MappingStats, settings: SourceSettings) -> Converted:
+    """One exported user as an import user, or why it is not one."""
+    if any(type(value) is str and value[:1] == "'" for value in record.values()):
+        record = {name: unescape(value) for name, value in record.items()}
+    provider = _provider(record)
+    if provider is not None and provider != DATABASE_PROVIDER:
+        return Unmapped(
+            "not_database_user",
+            "/user_id",
+            f"a {provider} user: only database users (auth0|...) can be imported into a database "
+            f"connection; they sign in with {provider} again instead",
+        )
+    only_connection = settings.only_connection
+    if only_connection is not None:
+        connection = _connection(record)
+        if connection is None:
+            return Unmapped(
+                "unknown_connection",
+                "/identities",
+                "the user's connection is not in the export (identities[0].connection): export "
+                "the identities field, or drop --only-connection",
+            )
+        if connection != only_connection:
+            return Skipped("other_connection")
+    user: User = {}
+    used: set[str] = set()
+    user_id = record.get("user_id")
+    if present(user_id):
+        user["user_id"] = user_id
+        used.add("user_id")
+    for name in _PROFILE:
+        value = record.get(name)
+        if present(value):
+            user[name] = value
+            used.add(name)
+    for name in _FLAGS:
+        if name in record:
+            used.add(name)
+            problem = set_flag(user, name, record[name], f"/{name}")
+            if problem is not None:
+                return problem
+    for name in _METADATA:
+        if name in record and present(record[name]):
+            used.add(name)
+            metadata = json_object(record[name])
+            if metadata is None:
+                return Unmapped("invalid_source_value", f"/{name}", f"{name} is not a JSON object")
+            user[name] = metadata
+    for name, value in record.items():
+        head, dot, rest = name.partition(".")
+        if dot and head in _METADATA and rest:
+            used.add(name)
+            if present(value):
+                put(user, name, value)
+    stats.drop(record, frozenset(used))
+    return Mapped(user)
+
+
+def unescape(value: object) -> object:
+    """A CSV export's cell without the `'` Auth0 puts before every string."""
+    if type(value) is str and value[:1] == "'":
+        return value[1:]
+    return value
+
+
+def _provider(record: Record) -> str | None:
+    """The identity provider a user signs in with: its user_id's prefix, else its identity's."""
+    user_id = record.get("user_id")
+    if isinstance(user_id, str) and "|" in user_id:
+        return user_id.split("|", 1)[0]
+    identities = record.get("identities")
+    if isinstance(identities, list) and identities and isinstance(identities[0], dict):
+        provider = identities[0].get("provider")
+        return provider if isinstance(provider, str) else None
+    provider = record.get("identities[0].provider")
+    return provider if isinstance(provider, str) and provider else None
+
+
+def _connection(record: Record) -> str | None:
+    identities = record.get("identities")
+    if isinstance(identities, list) and identities and isinstance(identities[0], dict):
+        connection = identities[0].get("connection")
+        return connection if isinstance(connection, str) else None
+    connection = record.get(_CONNECTION_COLUMN)
+    return connection if isinstance(connection, str) and connection else None
+
+
+def recognise(record: Record) -> bool:
+    """An exported user: `identities` or export-only fields beside an email."""
+    return "email" in record and ("identities" in record or "logins_count" in record)

@@ -1,0 +1,78 @@
+"""`--from django`: `manage.py dumpdata` of the user model (`auth.user` or a custom one), as a JSON
+array or JSON lines: `{"model": "auth.user", "pk": 1, "fields": {...}}` each.
+
+`pk` becomes the user_id, `first_name`/`last_name` the given and family names (and the name),
+`is_active: false` blocks the user, `is_staff`/`is_superuser` and the group ids go to
+app_metadata. The username is kept unless it is the email. Fields of a custom user model that the
+import does not know go to user_metadata. Records of other models in the dump are skipped.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from orchestrator.settings import SourceSettings
+from orchestrator.sources.formats.base import (
+    Converted,
+    Mapped,
+    MappingStats,
+    Record,
+    Skipped,
+    User,
+    copy_present,
+    full_name,
+    looks_like_email,
+    present,
+    set_flag,
+)
+
+_PROFILE: Final = {"email": "email", "first_name": "given_name", "last_name": "family_name"}
+_ACCESS: Final = ("is_staff", "is_superuser", "groups")
+#: Fields of auth.user with no place in the import.
+_DROPPED: Final = frozenset({"last_login", "date_joined", "user_permissions"})
+_USED: Final = frozenset({*_PROFILE, *_ACCESS, "username", "is_active", "password"})
+
+
+def convert(record: Record, stats: MappingStats, settings: SourceSettings) -> Converted:
+    """One dumped user as an import user; a record of another model is skipped."""
+    fields = record.get("fields")
+    if not isinstance(fields, dict) or not _is_user(fields):
+        return Skipped("not_a_user_record")
+    user: User = {}
+    pk = record.get("pk")
+    if present(pk):
+        user["user_id"] = str(pk)
+    copy_present(user, fields, _PROFILE)
+    name = full_name(fields.get("first_name"), fields.get("last_name"))
+    if name is not None:
+        user["name"] = name
+    username = fields.get("username")
+    if present(username) and not looks_like_email(username):
+        user["username"] = username
+    problem = set_flag(user, "blocked", fields.get("is_active"), "/fields/is_active")
+    if problem is not None:
+        return problem
+    if "blocked" in user:
+        user["blocked"] = not user["blocked"]
+    access = {name: fields[name] for name in _ACCESS if fields.get(name)}
+    if access:
+        user["app_metadata"] = access
+    extra = {
+        name: value
+        for name, value in fields.items()
+        if name not in _USED and name not in _DROPPED and present(value)
+    }
+    if extra:
+        user["user_metadata"] = extra
+        stats.to_user_metadata.update(extra.keys())
+    stats.drop(fields, _USED | extra.keys())
+    return Mapped(user)
+
+
+def _is_user(fields: Record) -> bool:
+    """Whether a dumped record is a user: it has a password and an email or a username."""
+    return "password" in fields and ("email" in fields or "username" in fields)
+
+
+def recognise(record: Record) -> bool:
+    return "model" in record and "fields" in record
