@@ -52,6 +52,10 @@ class DiffCounts:
     missing: int = 0
     rejected_by_reason: Counter[str] = field(default_factory=Counter)
     dropped_fields: Counter[str] = field(default_factory=Counter)
+    #: Records not imported on purpose, by reason (a source format's service accounts, ...).
+    skipped_by_reason: Counter[str] = field(default_factory=Counter)
+    #: How the export was read (`PlanStats.source`); None for the import format.
+    source: dict[str, object] | None = None
 
     @property
     def to_send(self) -> int:
@@ -66,7 +70,9 @@ class DiffCounts:
             "missing": self.missing,
             "rejected_locally": self.rejected,
             "rejected_by_reason": dict(self.rejected_by_reason),
+            "skipped_by_reason": dict(self.skipped_by_reason),
             "dropped_fields": dict(self.dropped_fields),
+            **({"source": self.source} if self.source is not None else {}),
         }
 
 
@@ -352,4 +358,6 @@ def diff_export(
     counts.rejected = stats.users_rejected
     counts.rejected_by_reason.update(stats.rejected_by_reason)
     counts.dropped_fields.update(stats.dropped_fields)
+    counts.skipped_by_reason.update(stats.skipped_by_reason)
+    counts.source = stats.source
     return DiffResult(counts, classifier.seen, classifier.next_slot, screen.users)

@@ -69,6 +69,7 @@ def run_night(
     *,
     failed: dict[str, str] | None = None,
     incomplete: frozenset[int] = frozenset(),
+    options: PlanSettings = OPTIONS,
 ) -> tuple[DiffResult, int]:
     """Diff, plan and "upload" a night by hand; `failed` maps an email to its job error code."""
     night_dir = tmp_path / name
@@ -77,9 +78,9 @@ def run_night(
     send_path = night_dir / "sync-input.ndjson"
     with send_path.open("wb") as send:
         result = diff_export(
-            Export(source, OPTIONS.source),
+            Export(source, options.source),
             state,
-            OPTIONS,
+            options,
             send=send,
             rejects=None,
             record_pending=True,
@@ -313,3 +314,46 @@ def test_a_repeated_unchanged_user_is_still_a_duplicate(tmp_path: Path) -> None:
         result, _, rejected = diff(state, repeated, record=False)
         assert result.unchanged_by_text == 5
         assert [r["reasons"][0]["reason"] for r in rejected] == ["duplicate_email"]
+
+
+def test_a_source_format_is_read_the_same_way_on_the_fast_path(tmp_path: Path) -> None:
+    rows = [
+        {"id": f"id-{i}", "email": f"u{i}@example.com", "phone": f"1555555{i:04d}", "aud": "x"}
+        for i in range(6)
+    ]
+    rows.append({"id": "gone", "email": "gone@example.com", "deleted_at": "2024-01-01"})
+    options = PlanSettings(
+        max_request_bytes=4_000,
+        external_id_prefix="synctest",
+        source=SourceSettings(format="supabase"),
+    )
+    with SyncState.in_memory() as state:
+        first, synced = run_night(
+            state, tmp_path, "n1", write(tmp_path / "n1.ndjson", rows), options=options
+        )
+        assert (first.counts.new, synced) == (6, 6)
+        repeated = write(tmp_path / "n2.ndjson", [*rows, rows[2]])
+        result, sent, rejected = diff(state, repeated, record=False, options=options)
+        assert (result.unchanged_by_text, result.counts.unchanged, sent) == (6, 6, [])
+        assert [r["reasons"][0]["reason"] for r in rejected] == ["duplicate_email"]
+        assert rejected[0]["user"] == rows[2]  # as read, not as mapped
+        counts = result.counts.as_json()
+        # Every record converted once: the duplicate's fields are not counted twice.
+        assert counts["source"]["dropped"] == {"aud": 7}
+        assert counts["skipped_by_reason"] == {"deleted": 1}
+        assert counts["users_read"] == 8
+
+
+def test_another_mapping_never_passes_a_text_for_unchanged(tmp_path: Path) -> None:
+    rows = [{"id": f"id-{i}", "email": f"u{i}@example.com"} for i in range(4)]
+    supabase = PlanSettings(source=SourceSettings(format="supabase"))
+    mapped = PlanSettings(
+        source=SourceSettings(format="supabase", constants=(("app_metadata.wave", 2),))
+    )
+    with SyncState.in_memory() as state:
+        source = write(tmp_path / "n1.ndjson", rows)
+        run_night(state, tmp_path, "n1", source, options=supabase)
+        result, sent, _ = diff(state, source, record=False, options=mapped)
+        assert result.unchanged_by_text == 0
+        assert result.counts.changed == 4
+        assert len(sent) == 4
