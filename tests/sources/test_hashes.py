@@ -1,0 +1,395 @@
+"""The password-hash converters, proved by logging in: every hash is made by the source's real
+algorithm from a known password (hashlib with Django's and Keycloak's exact encodings, bcrypt,
+argon2-cffi), converted, and checked by the sandbox's verifier, which checks hashes as Auth0 does.
+A conversion passes only if the password matches and a wrong one does not; unsupported kinds carry
+no fields and a reason that never repeats the hash. check_custom_password_hash passes what the
+converters make and catches the usual wrong conversions, each of which really fails to log in."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from collections.abc import Mapping
+from typing import Any, Final
+
+import bcrypt
+import pytest
+from argon2 import PasswordHasher
+from hypothesis import settings
+from hypothesis import strategies as st
+
+from orchestrator.sandbox.passwords import verify
+from orchestrator.sources.hashes import (
+    NONE,
+    USABLE_KINDS,
+    Credential,
+    check_custom_password_hash,
+    credential_of,
+)
+
+PASSWORD = "correct horse battery staple"
+WRONG = "correct horse battery stapler"
+UNICODE_PASSWORD = "pässwörd ✓ 密码"
+#: Cheap argon2 parameters where the test is about the encoding, not the cost.
+FAST_ARGON2: Final = {"time_cost": 1, "memory_cost": 64, "parallelism": 1}
+HYPOTHESIS = settings(max_examples=40, deadline=None)
+passwords = st.text(st.characters(codec="utf-8"), max_size=24)
+
+
+def fast_hasher(memory_cost: int = 64, parallelism: int = 1) -> PasswordHasher:
+    return PasswordHasher(time_cost=1, memory_cost=memory_cost, parallelism=parallelism)
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def stored_of(credential: Credential) -> str | Mapping[str, object]:
+    """What the import would store: the password_hash string or the custom_password_hash object."""
+    (name, value), *others = credential.fields.items()
+    assert not others
+    assert name in ("password_hash", "custom_password_hash")
+    assert isinstance(value, (str, Mapping))
+    return value
+
+
+def hash_value(credential: Credential) -> str:
+    """custom_password_hash.hash.value of a converted credential."""
+    stored = stored_of(credential)
+    assert isinstance(stored, Mapping)
+    hash_part = stored["hash"]
+    assert isinstance(hash_part, Mapping)
+    value = hash_part["value"]
+    assert isinstance(value, str)
+    return value
+
+
+def assert_logs_in(credential: Credential, password: str = PASSWORD, kind: str = "") -> None:
+    """The converted hash accepts `password` and nothing else, and passes the deeper checks."""
+    assert credential.kind in USABLE_KINDS
+    if kind:
+        assert credential.kind == kind
+    assert credential.note == ""
+    stored = stored_of(credential)
+    assert verify(stored, password) is True
+    assert verify(stored, "x" + password) is False
+    assert verify(stored, WRONG) is False
+    if isinstance(stored, Mapping):
+        assert stored["algorithm"] == credential.kind
+        assert check_custom_password_hash(stored) == []
+    else:
+        assert credential.kind == "bcrypt"
+
+
+def assert_unsupported(credential: Credential, kind: str, *secrets: str) -> None:
+    assert credential.kind == f"unsupported:{kind}"
+    assert credential.fields == {}
+    assert credential.note
+    for secret in secrets:
+        assert secret not in credential.note
+
+
+# -- users already in the import shape -------------------------------------------------------------
+
+
+def test_credential_of_import_users() -> None:
+    made = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(4)).decode()
+    assert credential_of({"email": "a@b.co", "password_hash": made}) == Credential("bcrypt", {})
+    for algorithm in ("pbkdf2", "argon2", "md5", "scrypt", "ldap", "hmac", "md4"):
+        user = {"email": "a@b.co", "custom_password_hash": {"algorithm": algorithm, "hash": {}}}
+        assert credential_of(user) == Credential(algorithm, {})
+    assert credential_of({"email": "a@b.co"}) is NONE
+    assert Credential("none", {}) == NONE
+
+
+def test_credential_of_odd_import_users() -> None:
+    malformed = credential_of({"email": "a@b.co", "password_hash": "md5:abc"})
+    assert_unsupported(malformed, "malformed-bcrypt", "md5:abc")
+    odd = {"email": "a@b.co", "custom_password_hash": {"algorithm": "sha384", "hash": {}}}
+    assert_unsupported(credential_of(odd), "unknown")
+    assert_unsupported(credential_of({"custom_password_hash": "x"}), "unknown")
+
+
+# -- check_custom_password_hash --------------------------------------------------------------------
+
+SALT = b"\xfb\xff\x00salt-bytes\xfe\xff\xfe"  # base64 with '+', '/' and '==' padding
+ITERATIONS = 1002  # a key whose base64 has '+', '/' and '=' too
+KEY = hashlib.pbkdf2_hmac("sha256", PASSWORD.encode(), SALT, ITERATIONS)
+
+
+def pbkdf2_custom(value: str) -> dict[str, object]:
+    return {"algorithm": "pbkdf2", "hash": {"value": value, "encoding": "utf8"}}
+
+
+def _paths(problems: list[tuple[str, str]]) -> list[str]:
+    return [path for path, _ in problems]
+
+
+def _assert_caught(stored: dict[str, object], path: str, *words: str) -> None:
+    """The check reports `path` with a message naming `words`, never quoting the salt or hash;
+    and the hash really does not log in (a wrong conversion, not a style point)."""
+    problems = check_custom_password_hash(stored)
+    assert path in _paths(problems), problems
+    message = " ".join(text for where, text in problems if where == path)
+    for word in words:
+        assert word in message
+    secrets = {b64(SALT), b64(KEY), b64(SALT).rstrip("="), b64(KEY).rstrip("="), KEY.hex()}
+    for _, text in problems:
+        for secret in secrets:
+            assert secret not in text
+    assert verify(stored, PASSWORD) is False
+
+
+def good_phc(**overrides: str) -> str:
+    parts = {
+        "digest": "sha256",
+        "params": f"i={ITERATIONS},l={len(KEY)}",
+        "salt": b64(SALT).rstrip("="),
+        "hash": b64(KEY).rstrip("="),
+    } | overrides
+    return f"$pbkdf2-{parts['digest']}${parts['params']}${parts['salt']}${parts['hash']}"
+
+
+def test_check_passes_a_correct_pbkdf2() -> None:
+    stored = pbkdf2_custom(good_phc())
+    assert check_custom_password_hash(stored) == []
+    assert verify(stored, PASSWORD) is True
+
+
+@pytest.mark.parametrize(
+    ("overrides", "words"),
+    [
+        ({"salt": b64(SALT)}, ("salt", "padding")),
+        ({"hash": b64(KEY)}, ("hash", "padding")),
+        ({"salt": base64.urlsafe_b64encode(SALT).decode().rstrip("=")}, ("salt", "url-safe")),
+        ({"hash": base64.urlsafe_b64encode(KEY).decode().rstrip("=")}, ("url-safe",)),
+        ({"salt": "not base64!"}, ("salt", "outside base64")),
+        ({"hash": b64(KEY).rstrip("=")[:-2]}, ("hash", "length")),
+        ({"params": "i=1002,l=64"}, ("l=64", "32 bytes", "l=32")),
+        ({"params": f"l={len(KEY)}"}, ("no i=", "iteration")),
+        ({"params": "i=1002"}, ("no l=",)),
+        ({"params": "i=0,l=32"}, ("i=", "greater than zero")),
+        ({"params": "i=1002,l=32,i=1002"}, ("each key once",)),
+        ({"params": "i=1002,n=32"}, ("each key once",)),
+    ],
+)
+def test_check_catches_wrong_pbkdf2_conversions(
+    overrides: dict[str, str], words: tuple[str, ...]
+) -> None:
+    _assert_caught(pbkdf2_custom(good_phc(**overrides)), "/hash/value", *words)
+
+
+@pytest.mark.parametrize(
+    ("digest", "hint"),
+    [("sha-256", "write sha256"), ("SHA256", "write sha256"), ("SHA_512", "write sha512"),
+     ("sha3", ""), ("", "")],
+)  # fmt: skip
+def test_check_catches_digests_the_import_does_not_name(digest: str, hint: str) -> None:
+    problems = check_custom_password_hash(pbkdf2_custom(good_phc(digest=digest)))
+    assert _paths(problems) == ["/hash/value"]
+    assert "digest after $pbkdf2-" in problems[0][1]
+    assert hint in problems[0][1]
+
+
+def test_check_accepts_nodes_digest_names() -> None:
+    for digest in ("sha1", "sha512", "RSA-SHA256", "sha256WithRSAEncryption"):
+        assert check_custom_password_hash(pbkdf2_custom(good_phc(digest=digest))) == []
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "pbkdf2_sha256$1000$salt$" + b64(KEY),  # a Django string pasted as it is
+        "$pbkdf2$i=1000,l=32$" + b64(SALT).rstrip("="),
+        "$pbkdf2-sha256$i=1000,l=32$$" + b64(KEY).rstrip("="),
+    ],
+)
+def test_check_catches_strings_that_are_not_pbkdf2_phc(value: str) -> None:
+    _assert_caught(pbkdf2_custom(value), "/hash/value")
+
+
+def test_check_pbkdf2_object_rules() -> None:
+    stored = pbkdf2_custom(good_phc()) | {"salt": {"value": "x"}}
+    assert _paths(check_custom_password_hash(stored)) == ["/salt"]
+    stored = {"algorithm": "pbkdf2", "hash": {"value": good_phc(), "encoding": "base64"}}
+    assert _paths(check_custom_password_hash(stored)) == ["/hash/encoding"]
+
+
+def _argon2_phc(memory_cost: int = 64, parallelism: int = 1) -> str:
+    return fast_hasher(memory_cost, parallelism).hash(PASSWORD)
+
+
+def test_check_passes_argon2() -> None:
+    for value in (_argon2_phc(), _argon2_phc(parallelism=4, memory_cost=32)):
+        stored = {"algorithm": "argon2", "hash": {"value": value, "encoding": "utf8"}}
+        assert check_custom_password_hash(stored) == []
+        assert verify(stored, PASSWORD) is True
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        (lambda v: v.replace("$v=19$", "$v=20$"), ("version",)),
+        (lambda v: v.replace(",p=1", ""), ("lack p",)),
+        (lambda v: v.replace("m=64,t=1", "t=1,m=64"), ("order",)),
+        (lambda v: v.replace("m=64", "m=4"), ("m >= 8 * p",)),
+        (lambda v: v.replace("$argon2id$", "$argon2x$"), ("argon2 PHC",)),
+        (lambda v: v + "==", ("padding",)),
+        (
+            lambda v: v.rsplit("$", 2)[0] + "$c2FsdA$" + v.rsplit("$", 1)[1],
+            ("4 bytes", "8 or more"),
+        ),
+    ],
+)
+def test_check_catches_argon2_faults(change: Any, words: tuple[str, ...]) -> None:
+    value = change(_argon2_phc())
+    stored = {"algorithm": "argon2", "hash": {"value": value}}
+    problems = check_custom_password_hash(stored)
+    assert problems
+    assert _paths(problems) == ["/hash/value"] * len(problems)
+    for word in words:
+        assert word in " ".join(text for _, text in problems)
+    assert value.rsplit("$", 1)[1].rstrip("=") not in " ".join(text for _, text in problems)
+    assert verify(stored, PASSWORD) is False
+
+
+def _scrypt_custom(**changes: object) -> dict[str, object]:
+    key = hashlib.scrypt(PASSWORD.encode(), salt=SALT, n=1024, r=8, p=1, dklen=32)
+    stored: dict[str, object] = {
+        "algorithm": "scrypt",
+        "hash": {"value": b64(key), "encoding": "base64"},
+        "salt": {"value": b64(SALT), "encoding": "base64"},
+        "keylen": 32,
+        "cost": 1024,
+        "blockSize": 8,
+        "parallelization": 1,
+    }
+    stored.update(changes)
+    return {key: value for key, value in stored.items() if value is not None}
+
+
+def test_check_scrypt() -> None:
+    assert check_custom_password_hash(_scrypt_custom()) == []
+    assert verify(_scrypt_custom(), PASSWORD) is True
+    _assert_caught(_scrypt_custom(keylen=64), "/keylen", "keylen is 64", "32 bytes", "set it to 32")
+    _assert_caught(_scrypt_custom(keylen=None), "/keylen", "needs keylen", "32 here")
+    _assert_caught(_scrypt_custom(keylen=0), "/keylen", "greater than zero")
+    _assert_caught(_scrypt_custom(cost=1000), "/cost", "power of two")
+    _assert_caught(_scrypt_custom(blockSize=-1), "/blockSize")
+    hex_key = {"value": hashlib.sha256(b"x").hexdigest(), "encoding": "utf8"}
+    _assert_caught(_scrypt_custom(hash=hex_key), "/hash/encoding", "hex or base64")
+    assert check_custom_password_hash(_scrypt_custom(cost=None, blockSize=None)) == []
+
+
+def test_check_bcrypt() -> None:
+    made = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(4)).decode()
+    assert check_custom_password_hash({"algorithm": "bcrypt", "hash": {"value": made}}) == []
+    problems = check_custom_password_hash(
+        {"algorithm": "bcrypt", "hash": {"value": "$2x$" + made[4:]}}
+    )
+    assert _paths(problems) == ["/hash/value"]
+    assert "$2x$" in problems[0][1]
+    assert made[7:] not in problems[0][1]
+    problems = check_custom_password_hash({"algorithm": "bcrypt", "hash": {"value": made[:-1]}})
+    assert _paths(problems) == ["/hash/value"]
+    assert made[7:-1] not in problems[0][1]
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "size"), [("md4", 16), ("md5", 16), ("sha1", 20), ("sha256", 32), ("sha512", 64)]
+)
+def test_check_digest_sizes(algorithm: str, size: int) -> None:
+    """A digest of another size is the wrong algorithm or a mis-declared encoding."""
+    digest = hashlib.shake_256(PASSWORD.encode()).digest(size)
+    for encoding, text in (("hex", digest.hex()), ("base64", b64(digest))):
+        stored = {"algorithm": algorithm, "hash": {"value": text, "encoding": encoding}}
+        assert check_custom_password_hash(stored) == []
+    other = hashlib.sha384(PASSWORD.encode()).digest()
+    for encoding, text in (("hex", other.hex()), ("base64", b64(other))):
+        stored = {"algorithm": algorithm, "hash": {"value": text, "encoding": encoding}}
+        problems = check_custom_password_hash(stored)
+        assert _paths(problems) == ["/hash/value"]
+        assert f"{size} bytes" in problems[0][1]
+        assert "48" in problems[0][1]
+        assert text not in problems[0][1]
+        assert verify(stored, PASSWORD) is False
+
+
+def test_check_digest_encodings() -> None:
+    digest = hashlib.sha256(PASSWORD.encode()).digest()
+    for encoding, text in (
+        ("hex", digest.hex().upper()),
+        ("base64", b64(digest)),
+        ("base64", base64.urlsafe_b64encode(digest).decode().rstrip("=")),  # Node reads these
+    ):
+        stored = {"algorithm": "sha256", "hash": {"value": text, "encoding": encoding}}
+        assert check_custom_password_hash(stored) == []
+        assert verify(stored, PASSWORD) is True
+    for hash_part in (
+        {"value": digest.hex()},
+        {"value": digest.hex(), "encoding": "utf8"},
+        {"value": digest.hex()[:-1], "encoding": "hex"},
+        {"value": "%%" + b64(digest), "encoding": "base64"},
+    ):
+        stored = {"algorithm": "sha256", "hash": hash_part}
+        assert check_custom_password_hash(stored), hash_part
+        assert verify(stored, PASSWORD) is False
+
+
+def test_check_hmac() -> None:
+    key = b"server-side key"
+    mac = hmac.new(key, PASSWORD.encode(), "sha256").digest()
+    hash_part: dict[str, object] = {"value": mac.hex(), "encoding": "hex", "digest": "sha256"}
+    hash_part["key"] = {"value": key.decode()}
+    good = {"algorithm": "hmac", "hash": hash_part}
+    assert check_custom_password_hash(good) == []
+    assert verify(good, PASSWORD) is True
+    no_digest = {
+        "algorithm": "hmac",
+        "hash": {"value": mac.hex(), "encoding": "hex", "key": {"value": "k"}},
+    }
+    assert _paths(check_custom_password_hash(no_digest)) == ["/hash/digest"]
+    no_key = {
+        "algorithm": "hmac",
+        "hash": {"value": mac.hex(), "encoding": "hex", "digest": "sha256"},
+    }
+    assert _paths(check_custom_password_hash(no_key)) == ["/hash/key"]
+    wrong_digest = {**good, "hash": {**hash_part, "digest": "sha512"}}
+    assert _paths(check_custom_password_hash(wrong_digest)) == ["/hash/value"]
+
+
+def test_check_ldap() -> None:
+    salt = b"ldapsalt"
+    ssha = "{SSHA}" + b64(hashlib.sha1(PASSWORD.encode() + salt).digest() + salt)
+    sha256 = "{SHA256}" + b64(hashlib.sha256(PASSWORD.encode()).digest())
+    for value in (ssha, sha256):
+        stored = {"algorithm": "ldap", "hash": {"value": value, "encoding": "utf8"}}
+        assert check_custom_password_hash(stored) == []
+        assert verify(stored, PASSWORD) is True
+    for value in (
+        "{CRYPT}abcdefgh",
+        "{SHA256}" + b64(b"short"),
+        "{SSHA}" + b64(b"x" * 12),
+        "SHA" + b64(b"x" * 20),
+    ):
+        stored = {"algorithm": "ldap", "hash": {"value": value}}
+        problems = check_custom_password_hash(stored)
+        assert _paths(problems) == ["/hash/value"], value
+        assert verify(stored, PASSWORD) is False
+
+
+@pytest.mark.parametrize(
+    ("value", "path"),
+    [
+        ("pbkdf2", ""),
+        ([], ""),
+        ({"hash": {"value": "x"}}, "/algorithm"),
+        ({"algorithm": "sha384", "hash": {"value": "x"}}, "/algorithm"),
+        ({"algorithm": "md5"}, "/hash/value"),
+        ({"algorithm": "md5", "hash": "abc"}, "/hash/value"),
+        ({"algorithm": "md5", "hash": {"value": ""}}, "/hash/value"),
+    ],
+)
+def test_check_reports_shapes_it_cannot_look_into(value: object, path: str) -> None:
+    assert _paths(check_custom_password_hash(value)) == [path]
