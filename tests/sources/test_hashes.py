@@ -10,13 +10,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 from collections.abc import Mapping
 from typing import Any, Final
 
 import bcrypt
 import pytest
 from argon2 import PasswordHasher
-from hypothesis import settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from orchestrator.sandbox.passwords import verify
@@ -26,6 +27,9 @@ from orchestrator.sources.hashes import (
     Credential,
     check_custom_password_hash,
     credential_of,
+    from_bcrypt,
+    from_firebase,
+    from_support_hash,
 )
 
 PASSWORD = "correct horse battery staple"
@@ -88,6 +92,121 @@ def assert_unsupported(credential: Credential, kind: str, *secrets: str) -> None
     assert credential.note
     for secret in secrets:
         assert secret not in credential.note
+
+
+# -- bcrypt ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("prefix", ["$2a$", "$2b$"])
+def test_bcrypt_at_cost_10_is_a_password_hash(prefix: str) -> None:
+    made = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(10, prefix=prefix[1:3].encode()))
+    credential = from_bcrypt(made.decode())
+    assert credential.fields == {"password_hash": made.decode()}
+    assert_logs_in(credential, kind="bcrypt")
+
+
+def test_bcrypt_at_another_cost_is_a_custom_hash() -> None:
+    made = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(12)).decode()
+    credential = from_bcrypt(made)
+    assert credential.fields == {
+        "custom_password_hash": {
+            "algorithm": "bcrypt",
+            "hash": {"value": made, "encoding": "utf8"},
+        }
+    }
+    assert_logs_in(credential, kind="bcrypt")
+
+
+def test_php_2y_bcrypt_is_a_custom_hash() -> None:
+    # PHP's password_hash() writes $2y$: the same algorithm as $2b$ under another name.
+    made = "$2y$" + bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(10)).decode()[4:]
+    credential = from_bcrypt(made)
+    assert "custom_password_hash" in credential.fields
+    assert_logs_in(credential, kind="bcrypt")
+
+
+def test_supabase_style_unicode_password() -> None:
+    made = bcrypt.hashpw(UNICODE_PASSWORD.encode(), bcrypt.gensalt(11)).decode()
+    assert_logs_in(from_bcrypt(made), UNICODE_PASSWORD)
+
+
+@HYPOTHESIS
+@given(password=passwords.filter(lambda p: len(p.encode()) <= 72), prefix=st.sampled_from("aby"))
+def test_bcrypt_round_trip(password: str, prefix: str) -> None:
+    made = bcrypt.hashpw(password.encode(), bcrypt.gensalt(4)).decode()
+    assert_logs_in(from_bcrypt(f"$2{prefix}$" + made[4:]), password)
+
+
+def test_bcrypt_variants_the_import_refuses() -> None:
+    made = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(10)).decode()
+    for variant in ("$2x$", "$2$"):
+        assert_unsupported(from_bcrypt(variant + made[4:]), "bcrypt-variant", made[7:])
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "$2b$10$tooshort",
+        "$2b$03$" + "a" * 53,  # below bcrypt's lowest cost
+        "$2b$32$" + "a" * 53,
+        "$2b$10$" + "a" * 52 + "!",
+        "$2c$10$" + "a" * 53,
+        "$2b$10$" + "a" * 53 + "\n",
+        "plain text password",
+    ],
+)
+def test_malformed_bcrypt(text: str) -> None:
+    assert_unsupported(from_bcrypt(text), "malformed-bcrypt", text)
+
+
+def test_an_empty_bcrypt_column_is_no_password() -> None:
+    # GoTrue/Devise leave encrypted_password empty for users who only sign in with a provider.
+    assert from_bcrypt("") is NONE
+
+
+# -- Auth0 support's password hash export ----------------------------------------------------------
+
+
+def test_support_export_hash() -> None:
+    made = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(10)).decode()
+    line = json.loads(
+        json.dumps(
+            {
+                "_id": {"$oid": "5dea1e1c3f4b2a0e8c6d7f10"},
+                "email": "euclid@example.com",
+                "passwordHash": made,
+                "connection": "Username-Password-Authentication",
+            }
+        )
+    )
+    credential = from_support_hash(line["passwordHash"])
+    assert credential.fields == {"password_hash": made}
+    assert_logs_in(credential)
+
+
+def test_support_export_hash_of_another_shape() -> None:
+    digest = hashlib.sha256(PASSWORD.encode()).hexdigest()
+    assert_unsupported(from_support_hash(digest), "unknown", digest)
+    assert_unsupported(from_support_hash("$2b$10$cut"), "malformed-bcrypt", "cut")
+    assert from_support_hash("") is NONE
+
+
+# -- Firebase --------------------------------------------------------------------------------------
+
+
+def test_firebase_hashes_are_unsupported() -> None:
+    user = {
+        "localId": "UiJpT9gZ0dXJ2Vh1mJsHbk7H1dX2",
+        "email": "ada@example.com",
+        "passwordHash": b64(hashlib.sha512(b"firebase scrypt output").digest()),
+        "salt": "42xEC+ixf3L2lw==",
+    }
+    assert_unsupported(from_firebase(user), "firebase-scrypt", user["passwordHash"], user["salt"])
+
+
+@pytest.mark.parametrize("user", [{"localId": "x", "email": "a@b.co"}, {"passwordHash": ""}])
+def test_firebase_users_without_a_password(user: dict[str, object]) -> None:
+    assert from_firebase(user) is NONE
 
 
 # -- users already in the import shape -------------------------------------------------------------

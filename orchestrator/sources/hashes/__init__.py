@@ -8,6 +8,7 @@ converted wrongly imports fine and then never matches, so guessing is worse than
 
 from __future__ import annotations
 
+from orchestrator.sources.hashes.bcrypt import from_bcrypt, from_support_hash
 from orchestrator.sources.hashes.check import check_custom_password_hash
 from orchestrator.sources.hashes.credential import (
     NONE,
@@ -15,6 +16,7 @@ from orchestrator.sources.hashes.credential import (
     Credential,
     credential_of,
 )
+from orchestrator.sources.hashes.firebase import from_firebase
 
 __all__ = [
     "NONE",
@@ -22,4 +24,7 @@ __all__ = [
     "Credential",
     "check_custom_password_hash",
     "credential_of",
+    "from_bcrypt",
+    "from_firebase",
+    "from_support_hash",
 ]
