@@ -8,6 +8,7 @@ converters make and catches the usual wrong conversions, each of which really fa
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
 import json
@@ -16,7 +17,8 @@ from typing import Any, Final
 
 import bcrypt
 import pytest
-from argon2 import PasswordHasher
+from argon2 import PasswordHasher, Type
+from argon2.low_level import hash_secret
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -28,6 +30,7 @@ from orchestrator.sources.hashes import (
     check_custom_password_hash,
     credential_of,
     from_bcrypt,
+    from_django,
     from_firebase,
     from_support_hash,
 )
@@ -189,6 +192,173 @@ def test_support_export_hash_of_another_shape() -> None:
     assert_unsupported(from_support_hash(digest), "unknown", digest)
     assert_unsupported(from_support_hash("$2b$10$cut"), "malformed-bcrypt", "cut")
     assert from_support_hash("") is NONE
+
+
+# -- Django ----------------------------------------------------------------------------------------
+
+
+def django_pbkdf2(password: str, salt: str, iterations: int, digest: str = "sha256") -> str:
+    """django.contrib.auth.hashers.PBKDF2PasswordHasher.encode: text salt, padded base64 key."""
+    key = hashlib.pbkdf2_hmac(digest, password.encode(), salt.encode(), iterations)
+    return f"pbkdf2_{digest}${iterations}${salt}${base64.b64encode(key).decode().strip()}"
+
+
+def django_argon2(password: str, salt: str, variant: Type = Type.ID, **params: int) -> str:
+    """Argon2PasswordHasher.encode: "argon2" + argon2-cffi's PHC string over the text salt."""
+    params = {"time_cost": 2, "memory_cost": 102_400, "parallelism": 8, **params}
+    data = hash_secret(password.encode(), salt.encode(), hash_len=32, type=variant, **params)
+    return "argon2" + data.decode("ascii")
+
+
+def django_scrypt(password: str, salt: str, n: int = 2**14, r: int = 8, p: int = 1) -> str:
+    """ScryptPasswordHasher.encode: N, salt text, r, p, padded base64 of a 64-byte key."""
+    key = hashlib.scrypt(password.encode(), salt=salt.encode(), n=n, r=r, p=p, dklen=64)
+    return f"scrypt${n}${salt}${r}${p}${b64(key)}"
+
+
+@pytest.mark.parametrize("digest", ["sha256", "sha1"])
+def test_django_pbkdf2(digest: str) -> None:
+    encoded = django_pbkdf2(PASSWORD, "seasalt1234567890AbCdE", 30_000, digest)
+    credential = from_django(encoded)
+    assert_logs_in(credential, kind="pbkdf2")
+    value = hash_value(credential)
+    size = {"sha256": 32, "sha1": 20}[digest]
+    assert value.startswith(f"$pbkdf2-{digest}$i=30000,l={size}$")
+    assert "=" not in value.split("$", 3)[3]
+
+
+def test_django_pbkdf2_at_djangos_own_iteration_count() -> None:
+    # Django 5.1's default (870,000): the real cost, once.
+    encoded = django_pbkdf2(UNICODE_PASSWORD, "Xk3dL9vQ2mN8pR4tW7yZ1a", 870_000)
+    assert_logs_in(from_django(encoded), UNICODE_PASSWORD, kind="pbkdf2")
+
+
+def test_django_pbkdf2_salt_is_used_as_its_utf8_bytes() -> None:
+    encoded = django_pbkdf2(PASSWORD, "sél+/=ü", 1000)
+    assert_logs_in(from_django(encoded))
+
+
+@HYPOTHESIS
+@given(
+    password=passwords,
+    salt=st.text(st.characters(codec="utf-8", exclude_characters="$"), min_size=1),
+    iterations=st.integers(1, 2000),
+    digest=st.sampled_from(["sha256", "sha1"]),
+)
+def test_django_pbkdf2_round_trip(password: str, salt: str, iterations: int, digest: str) -> None:
+    assert_logs_in(from_django(django_pbkdf2(password, salt, iterations, digest)), password)
+
+
+def test_django_argon2() -> None:
+    encoded = django_argon2(PASSWORD, "b1Gz8XqLmN0pR2sT4uV6wY")  # Django's own default parameters
+    credential = from_django(encoded)
+    assert_logs_in(credential, kind="argon2")
+    assert hash_value(credential) == encoded.removeprefix("argon2")
+
+
+@pytest.mark.parametrize("variant", [Type.I, Type.D])
+def test_django_argon2_other_variants(variant: Type) -> None:
+    encoded = django_argon2(PASSWORD, "saltsaltsalt", variant, **FAST_ARGON2)
+    assert_logs_in(from_django(encoded))
+
+
+def test_django_argon2_of_argon2_cffi_hasher() -> None:
+    encoded = "argon2" + fast_hasher().hash(UNICODE_PASSWORD)
+    assert_logs_in(from_django(encoded), UNICODE_PASSWORD)
+
+
+def test_django_argon2_without_a_version() -> None:
+    # Django 1.10's argon2 hashes (argon2 1.0) were written without v=.
+    encoded = django_argon2(PASSWORD, "saltsaltsalt", Type.I, version=16, **FAST_ARGON2)
+    assert "$v=16$" in encoded
+    assert_logs_in(from_django(encoded.replace("$v=16", "")))
+
+
+def test_django_bcrypt() -> None:
+    made = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(12)).decode()
+    credential = from_django("bcrypt$" + made)
+    assert_logs_in(credential, kind="bcrypt")
+    made_10 = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(10)).decode()
+    assert from_django("bcrypt$" + made_10).fields == {"password_hash": made_10}
+
+
+def test_django_bcrypt_sha256_is_unsupported() -> None:
+    # BCryptSHA256PasswordHasher: bcrypt over the hex SHA-256 of the password.
+    prehashed = binascii.hexlify(hashlib.sha256(PASSWORD.encode()).digest())
+    made = bcrypt.hashpw(prehashed, bcrypt.gensalt(12)).decode()
+    assert_unsupported(from_django("bcrypt_sha256$" + made), "django-bcrypt_sha256", made)
+
+
+def test_django_scrypt() -> None:
+    credential = from_django(django_scrypt(UNICODE_PASSWORD, "aB3dE5fG7hJ9kL1mN2pQ4r"))
+    assert_logs_in(credential, UNICODE_PASSWORD, kind="scrypt")
+    stored = stored_of(credential)
+    assert isinstance(stored, Mapping)
+    assert (stored["keylen"], stored["cost"], stored["blockSize"]) == (64, 2**14, 8)
+
+
+@pytest.mark.parametrize("digest", ["md5", "sha1"])
+def test_django_salted_digests(digest: str) -> None:
+    salt = "Zx9Yw8Vu7Ts6"  # MD5PasswordHasher / SHA1PasswordHasher: hex of digest(salt + password)
+    hexed = hashlib.new(digest, (salt + UNICODE_PASSWORD).encode()).hexdigest()
+    credential = from_django(f"{digest}${salt}${hexed}")
+    assert_logs_in(credential, UNICODE_PASSWORD, kind=digest)
+
+
+def test_django_unsalted_digests() -> None:
+    md5 = hashlib.md5(PASSWORD.encode()).hexdigest()
+    sha1 = hashlib.sha1(PASSWORD.encode()).hexdigest()
+    assert_logs_in(from_django(md5), kind="md5")  # UnsaltedMD5PasswordHasher's bare form
+    assert_logs_in(from_django("md5$$" + md5), kind="md5")
+    assert_logs_in(from_django("sha1$$" + sha1), kind="sha1")  # UnsaltedSHA1PasswordHasher
+    assert "salt" not in stored_of(from_django(md5))
+
+
+@pytest.mark.parametrize("encoded", ["", "!", "!Xy7sd98sdf7sdfSD8f7sd8f7s6df87s6df8s7d6f"])
+def test_django_unusable_password_is_none(encoded: str) -> None:
+    assert from_django(encoded) is NONE
+
+
+def test_django_crypt_is_unsupported() -> None:
+    assert_unsupported(from_django("crypt$$abN5lVwRGR7Ow"), "django-crypt", "abN5lVwRGR7Ow")
+
+
+@pytest.mark.parametrize(
+    "encoded",
+    ["whirlpool$salt$abcdef", "pbkdf2_sha512$1000$salt$AAAA", "plaintext", "a" * 31, "g" * 32],
+)
+def test_django_unknown(encoded: str) -> None:
+    assert_unsupported(from_django(encoded), "django-unknown", encoded)
+
+
+@pytest.mark.parametrize(
+    "encoded",
+    [
+        "pbkdf2_sha256$many$salt$" + b64(b"k" * 32),
+        "pbkdf2_sha256$0$salt$" + b64(b"k" * 32),
+        "pbkdf2_sha256$1000$$" + b64(b"k" * 32),
+        "pbkdf2_sha256$1000$salt$not*base64",
+        "pbkdf2_sha256$1000$salt",
+        "pbkdf2_sha1$1000$salt$" + b64(b"k" * 20) + "$extra",
+        "argon2$argon2id$v=19$m=64,t=1$c2FsdHNhbHQ$aGFzaGhhc2g",
+        "argon2$garbage",
+        "bcrypt$",
+        "scrypt$16384$salt$8$1",
+        "scrypt$1000$salt$8$1$" + b64(b"k" * 64),  # N not a power of two
+        "md5$salt$" + "z" * 32,
+        "sha1$salt$" + "a" * 32,
+        "md5$nodigest",
+    ],
+)
+def test_django_malformed(encoded: str) -> None:
+    assert_unsupported(from_django(encoded), "malformed-django", encoded)
+    last = encoded.rsplit("$", 1)[-1]
+    if len(last) >= 8:
+        assert last not in from_django(encoded).note
+
+
+def test_django_bcrypt_with_a_malformed_bcrypt_part() -> None:
+    assert_unsupported(from_django("bcrypt$$2b$10$short"), "malformed-bcrypt", "short")
 
 
 # -- Firebase --------------------------------------------------------------------------------------

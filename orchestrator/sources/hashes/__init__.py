@@ -16,6 +16,7 @@ from orchestrator.sources.hashes.credential import (
     Credential,
     credential_of,
 )
+from orchestrator.sources.hashes.django import from_django
 from orchestrator.sources.hashes.firebase import from_firebase
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "check_custom_password_hash",
     "credential_of",
     "from_bcrypt",
+    "from_django",
     "from_firebase",
     "from_support_hash",
 ]
