@@ -18,7 +18,7 @@ from typing import Any, Final
 import bcrypt
 import pytest
 from argon2 import PasswordHasher, Type
-from argon2.low_level import hash_secret
+from argon2.low_level import hash_secret, hash_secret_raw
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -32,6 +32,7 @@ from orchestrator.sources.hashes import (
     from_bcrypt,
     from_django,
     from_firebase,
+    from_keycloak,
     from_support_hash,
 )
 
@@ -361,6 +362,231 @@ def test_django_bcrypt_with_a_malformed_bcrypt_part() -> None:
     assert_unsupported(from_django("bcrypt$$2b$10$short"), "malformed-bcrypt", "short")
 
 
+# -- Keycloak --------------------------------------------------------------------------------------
+
+
+def keycloak_credential(
+    password: str,
+    algorithm: str = "pbkdf2-sha256",
+    iterations: int = 27_500,
+    *,
+    key_bytes: int = 64,
+    salt: bytes = b"\xfb\xef\x00sixteen-bytes\xff",
+) -> dict[str, Any]:
+    """A realm export's password credential (Keycloak 11+): secretData and credentialData are
+    JSON texts inside the JSON."""
+    digest = {"pbkdf2-sha256": "sha256", "pbkdf2-sha512": "sha512", "pbkdf2": "sha1"}[algorithm]
+    key = hashlib.pbkdf2_hmac(digest, password.encode(), salt, iterations, key_bytes)
+    return {
+        "id": "8b1f6a0e-3c1d-4a52-9d4e-1f0c2b7a9e11",
+        "type": "password",
+        "userLabel": "My password",
+        "createdDate": 1_700_000_000_000,
+        "secretData": json.dumps(
+            {"value": b64(key), "salt": b64(salt), "additionalParameters": {}}
+        ),
+        "credentialData": json.dumps(
+            {"hashIterations": iterations, "algorithm": algorithm, "additionalParameters": {}}
+        ),
+    }
+
+
+def keycloak_argon2(
+    password: str,
+    *,
+    kind: str = "id",
+    version: str = "1.3",
+    memory: int = 7168,
+    iterations: int = 5,
+    parallelism: int = 1,
+    hash_length: int = 32,
+) -> dict[str, Any]:
+    """Keycloak 24+'s argon2 provider: raw argon2 of the UTF-8 password, parameters alongside."""
+    salt = b"\x00\xffkeycloak-salt\x01"  # Keycloak's salts are 16 random bytes
+    variant = {"id": Type.ID, "i": Type.I, "d": Type.D}[kind]
+    raw = hash_secret_raw(
+        password.encode(),
+        salt,
+        time_cost=iterations,
+        memory_cost=memory,
+        parallelism=parallelism,
+        hash_len=hash_length,
+        type=variant,
+        version={"1.3": 19, "1.0": 16}[version],
+    )
+    parameters = {
+        "version": [version],
+        "type": [kind],
+        "hashLength": [str(hash_length)],
+        "memory": [str(memory)],
+        "parallelism": [str(parallelism)],
+    }
+    return {
+        "type": "password",
+        "secretData": json.dumps(
+            {"value": b64(raw), "salt": b64(salt), "additionalParameters": {}}
+        ),
+        "credentialData": json.dumps(
+            {
+                "hashIterations": iterations,
+                "algorithm": "argon2",
+                "additionalParameters": parameters,
+            }
+        ),
+    }
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "digest"),
+    [("pbkdf2-sha256", "sha256"), ("pbkdf2-sha512", "sha512"), ("pbkdf2", "sha1")],
+)
+def test_keycloak_pbkdf2(algorithm: str, digest: str) -> None:
+    credential = from_keycloak([keycloak_credential(PASSWORD, algorithm)])
+    assert_logs_in(credential, kind="pbkdf2")
+    value = hash_value(credential)
+    assert value.startswith(f"$pbkdf2-{digest}$i=27500,l=64$")
+
+
+@pytest.mark.parametrize("key_bytes", [20, 32, 64, 100])
+def test_keycloak_key_length_is_the_stored_values(key_bytes: int) -> None:
+    credential = from_keycloak([keycloak_credential(PASSWORD, key_bytes=key_bytes)])
+    assert f",l={key_bytes}$" in hash_value(credential)
+    assert_logs_in(credential)
+
+
+def test_keycloak_modern_default_and_unicode() -> None:
+    # Keycloak 24+ defaults to pbkdf2-sha512 at 210,000 iterations.
+    entry = keycloak_credential(UNICODE_PASSWORD, "pbkdf2-sha512", 210_000)
+    assert_logs_in(from_keycloak([entry]), UNICODE_PASSWORD)
+
+
+@HYPOTHESIS
+@given(
+    password=passwords,
+    salt=st.binary(min_size=1, max_size=32),
+    iterations=st.integers(1, 3000),
+    algorithm=st.sampled_from(["pbkdf2-sha256", "pbkdf2-sha512", "pbkdf2"]),
+    key_bytes=st.integers(1, 80),
+)
+def test_keycloak_pbkdf2_round_trip(
+    password: str, salt: bytes, iterations: int, algorithm: str, key_bytes: int
+) -> None:
+    entry = keycloak_credential(password, algorithm, iterations, key_bytes=key_bytes, salt=salt)
+    assert_logs_in(from_keycloak([entry]), password)
+
+
+def test_keycloak_legacy_credential_shape() -> None:
+    # Before Keycloak 11 the parts sat on the credential itself.
+    salt = b"0123456789abcdef"
+    key = hashlib.pbkdf2_hmac("sha256", PASSWORD.encode(), salt, 27_500, 64)
+    entry = {
+        "type": "password",
+        "hashedSaltedValue": b64(key),
+        "salt": b64(salt),
+        "hashIterations": 27_500,
+        "algorithm": "pbkdf2-sha256",
+        "digits": 0,
+        "period": 0,
+        "createdDate": 1_500_000_000_000,
+        "config": {},
+    }
+    assert_logs_in(from_keycloak([entry]))
+
+
+def test_keycloak_decoded_secret_data_is_read_too() -> None:
+    entry = keycloak_credential(PASSWORD)
+    entry["secretData"] = json.loads(entry["secretData"])
+    entry["credentialData"] = json.loads(entry["credentialData"])
+    assert_logs_in(from_keycloak([entry]))
+
+
+def test_keycloak_argon2() -> None:
+    credential = from_keycloak([keycloak_argon2(UNICODE_PASSWORD)])  # Keycloak's defaults
+    assert_logs_in(credential, UNICODE_PASSWORD, kind="argon2")
+    value = hash_value(credential)
+    assert value.startswith("$argon2id$v=19$m=7168,t=5,p=1$")
+
+
+@pytest.mark.parametrize(
+    ("kind", "version"), [("i", "1.3"), ("d", "1.3"), ("id", "1.0"), ("i", "1.0")]
+)
+def test_keycloak_argon2_types_and_versions(kind: str, version: str) -> None:
+    entry = keycloak_argon2(PASSWORD, kind=kind, version=version, memory=64, iterations=2)
+    assert_logs_in(from_keycloak([entry]), kind="argon2")
+
+
+def test_keycloak_argon2_with_other_parameters() -> None:
+    entry = keycloak_argon2(PASSWORD, memory=256, iterations=3, parallelism=2, hash_length=64)
+    assert_logs_in(from_keycloak([entry]))
+
+
+def test_keycloak_password_is_found_among_other_credentials() -> None:
+    otp = {"type": "otp", "secretData": '{"value":"JBSWY3DPEHPK3PXP"}', "credentialData": "{}"}
+    history = keycloak_credential(WRONG) | {"type": "password-history"}
+    assert_logs_in(from_keycloak([otp, history, keycloak_credential(PASSWORD)]))
+
+
+@pytest.mark.parametrize(
+    "credentials",
+    [None, [], [{"type": "otp", "secretData": "{}", "credentialData": "{}"}], "password", {}],
+)
+def test_keycloak_without_a_password_is_none(credentials: object) -> None:
+    assert from_keycloak(credentials) is NONE
+
+
+def test_keycloak_plain_text_passwords_are_unsupported() -> None:
+    # Hand-written realm files may carry {"type": "password", "value": "<clear text>"}.
+    entry = {"type": "password", "value": PASSWORD, "temporary": False}
+    assert_unsupported(from_keycloak([entry]), "keycloak-plaintext", PASSWORD)
+
+
+def test_keycloak_other_hash_providers_are_unsupported() -> None:
+    entry = keycloak_credential(PASSWORD)
+    entry["credentialData"] = json.dumps({"hashIterations": 10, "algorithm": "bcrypt"})
+    assert_unsupported(from_keycloak([entry]), "keycloak-bcrypt")
+    entry["credentialData"] = json.dumps({"hashIterations": 10, "algorithm": "My Provider!"})
+    assert_unsupported(from_keycloak([entry]), "keycloak-unknown")
+
+
+def _with(entry: dict[str, Any], part: str, **changes: object) -> dict[str, Any]:
+    data = json.loads(entry[part])
+    data.update(changes)
+    return entry | {part: json.dumps(data)}
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        keycloak_credential(PASSWORD) | {"secretData": "{not json"},
+        keycloak_credential(PASSWORD) | {"credentialData": "[]"},
+        _with(keycloak_credential(PASSWORD), "credentialData", hashIterations="27500"),
+        _with(keycloak_credential(PASSWORD), "credentialData", hashIterations=0),
+        _with(keycloak_credential(PASSWORD), "credentialData", algorithm=None),
+        _with(keycloak_credential(PASSWORD), "secretData", value="%%%"),
+        _with(keycloak_credential(PASSWORD), "secretData", salt=""),
+        _with(keycloak_argon2(PASSWORD), "credentialData", additionalParameters={}),
+        _with(
+            keycloak_argon2(PASSWORD),
+            "credentialData",
+            additionalParameters={
+                "type": ["id"],
+                "version": ["1.3"],
+                "memory": ["7168"],
+                "parallelism": ["1"],
+                "hashLength": ["16"],
+            },
+        ),
+        _with(keycloak_argon2(PASSWORD), "secretData", salt=b64(b"short")),
+    ],
+)
+def test_keycloak_malformed(entry: dict[str, Any]) -> None:
+    credential = from_keycloak([entry])
+    assert_unsupported(credential, "malformed-keycloak")
+    secret = entry["secretData"]
+    for value in json.loads(secret).values() if secret.startswith('{"') else ():
+        assert not value or str(value) not in credential.note
+
+
 # -- Firebase --------------------------------------------------------------------------------------
 
 
@@ -682,3 +908,36 @@ def test_check_ldap() -> None:
 )
 def test_check_reports_shapes_it_cannot_look_into(value: object, path: str) -> None:
     assert _paths(check_custom_password_hash(value)) == [path]
+
+
+def test_unsupported_notes_and_messages_never_carry_the_hash() -> None:
+    """A hash is a secret in a report: the sources' values above are checked one by one; this
+    is the sweep over every message of a mixed batch."""
+    made = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(4)).decode()
+    secret_bits = [made[7:], b64(KEY).rstrip("="), b64(SALT).rstrip("=")]
+    credentials = [
+        from_bcrypt("$2x$" + made[4:]),
+        from_bcrypt(made[:-3]),
+        from_django("bcrypt_sha256$" + made),
+        from_django(
+            "pbkdf2_sha256$1000$" + b64(SALT).rstrip("=") + "$" + b64(KEY).rstrip("=") + "*"
+        ),
+        from_keycloak(
+            [
+                {
+                    "type": "password",
+                    "hashedSaltedValue": b64(KEY),
+                    "salt": "",
+                    "hashIterations": 1,
+                    "algorithm": "pbkdf2",
+                }
+            ]
+        ),
+        from_support_hash(b64(KEY)),
+    ]
+    for credential in credentials:
+        assert credential.kind.startswith("unsupported:")
+        assert credential.fields == {}
+        for bit in secret_bits:
+            assert bit not in credential.note
+            assert bit not in credential.kind

@@ -18,6 +18,7 @@ from orchestrator.sources.hashes.credential import (
 )
 from orchestrator.sources.hashes.django import from_django
 from orchestrator.sources.hashes.firebase import from_firebase
+from orchestrator.sources.hashes.keycloak import from_keycloak
 
 __all__ = [
     "NONE",
@@ -28,5 +29,6 @@ __all__ = [
     "from_bcrypt",
     "from_django",
     "from_firebase",
+    "from_keycloak",
     "from_support_hash",
 ]
