@@ -795,6 +795,9 @@ def test_check_scrypt() -> None:
     hex_key = {"value": hashlib.sha256(b"x").hexdigest(), "encoding": "utf8"}
     _assert_caught(_scrypt_custom(hash=hex_key), "/hash/encoding", "hex or base64")
     assert check_custom_password_hash(_scrypt_custom(cost=None, blockSize=None)) == []
+    assert check_custom_password_hash(_scrypt_custom(keylen=32.0, cost=1024.0)) == []
+    _assert_caught(_scrypt_custom(keylen=31.5), "/keylen", "whole number")
+    _assert_caught(_scrypt_custom(parallelization=True), "/parallelization")
 
 
 def test_check_bcrypt() -> None:

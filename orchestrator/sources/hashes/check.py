@@ -14,7 +14,7 @@ import base64
 import binascii
 import re
 from collections.abc import Callable, Mapping
-from typing import Final, TypeGuard
+from typing import Final
 
 from orchestrator.sources.hashes import phc
 from orchestrator.sources.hashes.credential import ALGORITHMS, BCRYPT
@@ -177,11 +177,11 @@ def _hmac(hash_part: Mapping[object, object], decoded: bytes | None) -> Problems
 
 def _scrypt(value: Mapping[object, object], decoded: bytes | None) -> Problems:
     problems: Problems = []
-    keylen = value.get("keylen")
+    keylen = _whole(value.get("keylen"))
     if "keylen" not in value:
         known = f" ({len(decoded)} here)" if decoded is not None else ""
         problems.append(("/keylen", f"scrypt needs keylen: the hash's length in bytes{known}"))
-    elif not _positive(keylen):
+    elif keylen is None or keylen < 1:
         problems.append(("/keylen", "keylen must be a whole number greater than zero"))
     elif decoded is not None and keylen != len(decoded):
         size = len(decoded)
@@ -191,14 +191,20 @@ def _scrypt(value: Mapping[object, object], decoded: bytes | None) -> Problems:
                 f"keylen is {keylen} but the hash decodes to {size} bytes: set it to {size}",
             )
         )
-    cost = value.get("cost", 2)
-    if not _positive(cost) or cost < 2 or cost & (cost - 1):
+    cost = _whole(value.get("cost", 2))
+    if cost is None or cost < 2 or cost & (cost - 1):
         problems.append(("/cost", "cost (N) must be a power of two greater than one"))
     for key in ("blockSize", "parallelization"):
-        if key in value and not _positive(value[key]):
+        number = _whole(value.get(key, 1))
+        if number is None or number < 1:
             problems.append((f"/{key}", f"{key} must be a whole number greater than zero"))
     return problems
 
 
-def _positive(number: object) -> TypeGuard[int]:
-    return type(number) is int and number > 0
+def _whole(number: object) -> int | None:
+    """A JSON integer as Auth0's JavaScript sees one: 32 and 32.0 alike; None for anything else."""
+    if type(number) is int:
+        return number
+    if type(number) is float and number.is_integer():
+        return int(number)
+    return None
