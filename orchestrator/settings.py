@@ -105,6 +105,10 @@ class SourceSettings:
         }
 
 
+#: What a plan does with users who would arrive without a usable password (PlanSettings.passwords).
+PASSWORD_POLICIES: Final = ("check", "allow", "require")
+
+
 @dataclass(frozen=True, slots=True)
 class PlanSettings:
     """What decides the content of the chunk files (recorded in the manifest, never changed).
@@ -116,6 +120,9 @@ class PlanSettings:
         external_id_prefix: each job's external_id is `PREFIX-NNNNNN`; None picks `orch-<random>`
             when a plan is created.
         source: how the export is read (its format and mapping).
+        passwords: what to do with users who would arrive without a usable password: `check`
+            refuses the plan when its source can carry passwords (a first import is the only
+            chance to set one), `allow` imports them without (they reset), `require` rejects them.
     """
 
     max_request_bytes: int = MAX_REQUEST_BYTES
@@ -123,6 +130,7 @@ class PlanSettings:
     drop_unknown_fields: bool = False
     external_id_prefix: str | None = None
     source: SourceSettings = field(default_factory=SourceSettings)
+    passwords: str = "check"
 
     def __post_init__(self) -> None:
         _whole("max_request_bytes", self.max_request_bytes, MIN_REQUEST_BYTES, MAX_REQUEST_BYTES)
@@ -132,6 +140,12 @@ class PlanSettings:
             "external_id_prefix",
             prefix,
             "must be 1-64 letters, digits, '.', '_' or '-'",
+        )
+        _require(
+            self.passwords in PASSWORD_POLICIES,
+            "passwords",
+            self.passwords,
+            f"must be one of {', '.join(PASSWORD_POLICIES)}",
         )
 
 

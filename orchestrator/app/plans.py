@@ -61,6 +61,7 @@ def validate(source: str, settings: PlanSettings, *, rejects: Path | None = None
             rejects=out,
             where=export.reader.where,
             expected_users=estimate_users(source),
+            check_passwords=False,  # reported, not refused: nothing is planned to be sent
         )
     return PlanResult(stats, settings, chunks_written=False)
 

@@ -82,6 +82,22 @@ def add_source_options(parser: argparse.ArgumentParser) -> None:
         help="a TOML mapping: [fields] import field = source field or column, [constants] "
         "import field = value; it overrides the format's own mapping",
     )
+    passwords = parser.add_mutually_exclusive_group()
+    passwords.add_argument(
+        "--require-passwords",
+        action="store_const",
+        const="require",
+        dest="passwords",
+        help="reject users who would arrive without a usable password hash",
+    )
+    passwords.add_argument(
+        "--allow-missing-passwords",
+        action="store_const",
+        const="allow",
+        dest="passwords",
+        help="import users without a usable password hash (they reset it); without this or "
+        "--require-passwords, a source that can carry passwords refuses to plan them",
+    )
     parser.add_argument(
         "--only-connection",
         metavar="NAME",
@@ -233,7 +249,7 @@ def plan_settings(args: argparse.Namespace) -> PlanSettings:
         keep_user_id_prefix=args.keep_user_id_prefix,
         drop_unknown_fields=args.drop_unknown_fields,
         source=source_settings(args),
-        **given(args, "max_request_bytes", "external_id_prefix"),
+        **given(args, "max_request_bytes", "external_id_prefix", "passwords"),
     )
 
 

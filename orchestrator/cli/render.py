@@ -41,6 +41,13 @@ def render_plan(plan: Mapping[str, object]) -> str:
         lines += _listed("kept in user_metadata", source.get("to_user_metadata"))
         lines += _listed("not imported (no place in the schema)", source.get("dropped"))
     lines += _listed("dropped fields", plan["dropped_fields"])
+    lines += _listed("passwords", plan.get("credentials"))
+    without = _int(plan.get("without_password", 0))
+    if without:
+        lines.append(
+            f"  {without:,} accepted users would arrive without a usable password (they reset "
+            "theirs)"
+        )
     written = plan["chunks_written"] is True
     chunks = _int(plan["chunks"])
     verb = "chunks" if written else "chunks (not written)"

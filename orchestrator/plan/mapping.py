@@ -34,9 +34,11 @@ from orchestrator.sources.formats.base import (
     put,
     unset,
 )
+from orchestrator.sources.hashes import credential_of
 
 #: Import fields a mapping may reach into with a dotted name.
 OBJECT_FIELDS: Final = frozenset({"app_metadata", "user_metadata", "custom_password_hash"})
+NO_CREDENTIAL: Final = Mapped({}).credential
 NOT_AN_OBJECT: Final = Unmapped("not_an_object", "", "the entry is not a JSON object")
 
 
@@ -146,6 +148,8 @@ class Mapper:
             problem = self._fill(user, record, target, source)
             if problem is not None:
                 return problem
+        if converted.credential == NO_CREDENTIAL and _carries_a_hash(user):
+            return Mapped(user, credential_of(user).kind)  # a hash the mapping brought
         return converted
 
     def _columns(self, row: Record) -> Converted:
@@ -216,6 +220,10 @@ class Mapper:
     def summary(self) -> dict[str, object]:
         """How the export was read: its format and what conversion moved, dropped and skipped."""
         return {"format": self._settings.format, **self.stats.as_json()}
+
+
+def _carries_a_hash(user: User) -> bool:
+    return "password_hash" in user or "custom_password_hash" in user
 
 
 def mapper_for(settings: SourceSettings) -> Mapper | None:

@@ -22,9 +22,11 @@ from orchestrator.plan.dedupe import DuplicateFinder
 from orchestrator.plan.mapping import Mapper, mapper_for
 from orchestrator.plan.normalise import Normaliser
 from orchestrator.plan.pack import ChunkPacker, PackedChunk
+from orchestrator.plan.passwords import PasswordPolicy, kind_of, missing, rejection
 from orchestrator.plan.schema import Problem, check_user
 from orchestrator.settings import PlanSettings
 from orchestrator.sources.formats.base import Converted, Mapped, Skipped, Unmapped
+from orchestrator.sources.hashes import USABLE_KINDS
 from orchestrator.sources.records import SourceRecord
 
 #: How a valid user is written into its chunk: compact JSON, integers refused beyond ±(2**53 - 1),
@@ -74,6 +76,8 @@ class PlanStats:
     users_accepted: int = 0
     rejected_by_reason: Counter[str] = field(default_factory=Counter)
     users_rejected: int = 0
+    #: Accepted users by credential kind (`bcrypt`, `pbkdf2`, ..., `none`, `unsupported:<kind>`).
+    credentials: Counter[str] = field(default_factory=Counter)
     #: Records not imported on purpose (another connection, a service account): by reason.
     skipped_by_reason: Counter[str] = field(default_factory=Counter)
     dropped_fields: Counter[str] = field(default_factory=Counter)
@@ -110,6 +114,8 @@ class PlanStats:
             "skipped": self.users_skipped,
             "rejected_by_reason": dict(self.rejected_by_reason),
             "skipped_by_reason": dict(self.skipped_by_reason),
+            "credentials": dict(self.credentials),
+            "without_password": missing(self.credentials),
             "dropped_fields": dict(self.dropped_fields),
             "chunks": len(self.chunks),
             "chunks_written": chunks_written,
@@ -228,6 +234,8 @@ class Planner:
         where: names a position for people (``index 12``, ``line 13``).
         expected_users: sizes the duplicate tables up front, when known.
         encode_options: orjson options of the encoding (a sync fingerprints sorted keys).
+        check_passwords: refuse, when the pass ends, a plan whose users would arrive without a
+            usable password against the settings' policy (`validate` only reports them).
     """
 
     def __init__(
@@ -240,8 +248,11 @@ class Planner:
         where: Callable[[int], str],
         expected_users: int | None = None,
         encode_options: int = ENCODE_OPTIONS,
+        check_passwords: bool = True,
     ) -> None:
         self.stats = PlanStats()
+        self.passwords = PasswordPolicy(settings)
+        self._check_passwords = check_passwords
         self.mapper: Mapper | None = mapper_for(settings.source)
         #: Records converted before they reach `take` (a sync's screen), by position.
         self.converted: dict[int, Converted] = {}
@@ -258,20 +269,25 @@ class Planner:
         """Plan some records, in input order."""
         stats, normalise, dumps, options = self.stats, self.normalise, orjson.dumps, self._options
         add_keys, take, alone = self.duplicates.add, self._accepted.take, self._alone
-        mapper = self.mapper
+        mapper, require, credentials = self.mapper, self.passwords.require, stats.credentials
         for record in batch:
             stats.users_read += 1
             value = record.value
+            credential = None
             if mapper is not None:
                 converted = self.converted.pop(record.position, None) or mapper(value)
                 if not isinstance(converted, Mapped):
                     self.set_aside(record, converted)
                     continue
-                value = converted.user
+                value, credential = converted
             user: Any = normalise(value)
             problems = check_user(user)
             if problems:
                 self.reject(record, problems, user)
+                continue
+            kind = credential or kind_of(user)
+            if require and kind not in USABLE_KINDS:
+                self.reject(record, [rejection(kind)], user)
                 continue
             # A valid user is an object with a string email.
             try:
@@ -287,6 +303,7 @@ class Planner:
                 self.reject(record, [self.too_large(len(encoded))], user)
             else:
                 stats.users_accepted += 1
+                credentials[kind] += 1
                 take(record.position, user, encoded)
 
     def set_aside(self, record: SourceRecord, outcome: Unmapped | Skipped) -> None:
@@ -324,6 +341,8 @@ class Planner:
         if self.mapper is not None:
             self.mapper.finish()
             self.stats.source = self.mapper.summary()
+        if self._check_passwords:
+            self.passwords.check(self.stats.credentials, self.stats.users_accepted)
         self._accepted.finish()
         self.stats.dropped_fields.update(self.normalise.dropped_fields)
         return self.stats
@@ -346,11 +365,18 @@ def plan_chunks(
     rejects: IO[bytes] | None,
     where: Callable[[int], str],
     expected_users: int | None = None,
+    check_passwords: bool = True,
 ) -> PlanStats:
     """Plan every user into chunks handed to `store` (and refused ones to `rejects`)."""
     packing = Packing(layout, store)
     planner = Planner(
-        settings, layout, packing, rejects=rejects, where=where, expected_users=expected_users
+        settings,
+        layout,
+        packing,
+        rejects=rejects,
+        where=where,
+        expected_users=expected_users,
+        check_passwords=check_passwords,
     )
     stats = plan_records(batches, planner)
     stats.chunks = packing.chunks

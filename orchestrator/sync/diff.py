@@ -350,6 +350,8 @@ def diff_export(
         where=export.reader.where,
         expected_users=estimate_users(export.reader.path),
         encode_options=CANONICAL,
+        # Users told unchanged by their text passed the policy before; a dry run only reports.
+        check_passwords=record_pending,
     )
     texts = TextIndex(state.text_fingerprints(), expected=state.next_slot)
     screen = _Screen(planner, classifier, raw_key(settings), texts)

@@ -178,7 +178,7 @@ def plan(tmp_path: Path, content: bytes, source: SourceSettings) -> tuple[Any, l
     with rejects.open("wb") as out:
         stats = plan_chunks(
             export.batches(),
-            PlanSettings(source=source),
+            PlanSettings(source=source, passwords="allow"),
             layout,
             count_only(layout),
             rejects=out,

@@ -283,7 +283,7 @@ DJANGO_USER: Record = {
     "model": "auth.user",
     "pk": 42,
     "fields": {
-        "password": "pbkdf2_sha256$600000$salt$hash=",
+        "password": "!unusable-password-marker",
         "last_login": None,
         "is_superuser": False,
         "username": "ana",
@@ -313,6 +313,7 @@ def test_a_django_user_maps_pk_names_access_and_is_active() -> None:
         "app_metadata": {"is_staff": True, "groups": [1, 3]},
         "user_metadata": {"phone": "+15555550100"},
     }
+    assert converted.credential == "none"  # Django's "!" marks an unusable password
     assert stats.to_user_metadata == {"phone": 1}
     assert set(stats.dropped) == {"last_login", "date_joined", "user_permissions"}
 
@@ -355,7 +356,9 @@ def test_a_supabase_row_maps_confirmations_phone_and_metadata() -> None:
         "user_metadata": {"full_name": "Ana Lópes", "avatar_url": "https://example.com/a.png"},
         "name": "Ana Lópes",
         "picture": "https://example.com/a.png",
+        "password_hash": SUPABASE_ROW["encrypted_password"],
     }
+    assert converted.credential == "bcrypt"
     assert stats.dropped == {"aud": 1, "created_at": 1}
 
 

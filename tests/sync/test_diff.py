@@ -326,6 +326,7 @@ def test_a_source_format_is_read_the_same_way_on_the_fast_path(tmp_path: Path) -
         max_request_bytes=4_000,
         external_id_prefix="synctest",
         source=SourceSettings(format="supabase"),
+        passwords="allow",
     )
     with SyncState.in_memory() as state:
         first, synced = run_night(
@@ -346,9 +347,10 @@ def test_a_source_format_is_read_the_same_way_on_the_fast_path(tmp_path: Path) -
 
 def test_another_mapping_never_passes_a_text_for_unchanged(tmp_path: Path) -> None:
     rows = [{"id": f"id-{i}", "email": f"u{i}@example.com"} for i in range(4)]
-    supabase = PlanSettings(source=SourceSettings(format="supabase"))
+    supabase = PlanSettings(source=SourceSettings(format="supabase"), passwords="allow")
     mapped = PlanSettings(
-        source=SourceSettings(format="supabase", constants=(("app_metadata.wave", 2),))
+        source=SourceSettings(format="supabase", constants=(("app_metadata.wave", 2),)),
+        passwords="allow",
     )
     with SyncState.in_memory() as state:
         source = write(tmp_path / "n1.ndjson", rows)

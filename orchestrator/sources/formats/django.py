@@ -5,6 +5,8 @@ array or JSON lines: `{"model": "auth.user", "pk": 1, "fields": {...}}` each.
 `is_active: false` blocks the user, `is_staff`/`is_superuser` and the group ids go to
 app_metadata. The username is kept unless it is the email. Fields of a custom user model that the
 import does not know go to user_metadata. Records of other models in the dump are skipped.
+The password (`pbkdf2_sha256$…`, `argon2$…`, `bcrypt$…`, …) is converted into what Auth0 checks
+(`sources.hashes.from_django`); `!…` is no password.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from orchestrator.sources.formats.base import (
     present,
     set_flag,
 )
+from orchestrator.sources.hashes import NONE, from_django
 
 _PROFILE: Final = {"email": "email", "first_name": "given_name", "last_name": "family_name"}
 _ACCESS: Final = ("is_staff", "is_superuser", "groups")
@@ -54,6 +57,8 @@ def convert(record: Record, stats: MappingStats, settings: SourceSettings) -> Co
         return problem
     if "blocked" in user:
         user["blocked"] = not user["blocked"]
+    credential = from_django(fields["password"]) if isinstance(fields["password"], str) else NONE
+    user.update(credential.fields)
     access = {name: fields[name] for name in _ACCESS if fields.get(name)}
     if access:
         user["app_metadata"] = access
@@ -66,7 +71,7 @@ def convert(record: Record, stats: MappingStats, settings: SourceSettings) -> Co
         user["user_metadata"] = extra
         stats.to_user_metadata.update(extra.keys())
     stats.drop(fields, _USED | extra.keys())
-    return Mapped(user)
+    return Mapped(user, credential.kind)
 
 
 def _is_user(fields: Record) -> bool:

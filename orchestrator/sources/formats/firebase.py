@@ -5,7 +5,7 @@
 user and `customAttributes` (a JSON string of custom claims) becomes app_metadata. Firebase's
 password hashes use its own modified scrypt, which Auth0 cannot verify: such users are counted as
 `unsupported:firebase-scrypt` and imported without a password (they reset it, or a custom-database
-connection migrates them lazily).
+connection migrates them lazily), never with a hash that looks right and cannot match.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from orchestrator.sources.formats.base import (
     present,
     set_flag,
 )
+from orchestrator.sources.hashes import from_firebase
 
 _PROFILE: Final = {
     "localId": "user_id",
@@ -36,7 +37,6 @@ _PROFILE: Final = {
 _USED: Final = frozenset({*_PROFILE, "emailVerified", "disabled", "customAttributes"})
 #: What Firebase's scrypt needs besides the hash: none of it has a place in Auth0's import.
 _PASSWORD_FIELDS: Final = frozenset({"passwordHash", "salt"})
-UNSUPPORTED_SCRYPT: Final = "unsupported:firebase-scrypt"
 
 
 def convert(record: Record, stats: MappingStats, settings: SourceSettings) -> Converted:
@@ -60,8 +60,7 @@ def convert(record: Record, stats: MappingStats, settings: SourceSettings) -> Co
         if decoded:
             user["app_metadata"] = decoded
     stats.drop((name for name in record if name not in _PASSWORD_FIELDS), _USED)
-    credential = UNSUPPORTED_SCRYPT if present(record.get("passwordHash")) else "none"
-    return Mapped(user, credential)
+    return Mapped(user, from_firebase(record).kind)
 
 
 def recognise(record: Record) -> bool:

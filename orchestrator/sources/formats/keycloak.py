@@ -5,6 +5,7 @@ files `realm-users-N.json`, pretty-printed or compact.
 `enabled: false` blocks the user, `attributes` (each a list of values) go to user_metadata, realm
 roles, client roles and groups to app_metadata. The username is kept unless it is the email (a
 realm that logs in by email). Service accounts are clients, not people: skipped and counted.
+Password credentials (PBKDF2, argon2) become PHC strings Auth0 checks (`sources.hashes`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from orchestrator.sources.formats.base import (
     present,
     set_flag,
 )
+from orchestrator.sources.hashes import from_keycloak
 
 _PROFILE: Final = {
     "id": "user_id",
@@ -74,8 +76,10 @@ def convert(record: Record, stats: MappingStats, settings: SourceSettings) -> Co
     access = {target: record[source] for source, target in _ACCESS.items() if record.get(source)}
     if access:
         user["app_metadata"] = access
+    credential = from_keycloak(record.get("credentials"))
+    user.update(credential.fields)
     stats.drop(record, _USED)
-    return Mapped(user)
+    return Mapped(user, credential.kind)
 
 
 def _single(values: object) -> object:

@@ -6,7 +6,8 @@ phone_verified; `phone` (stored without its `+`) becomes an E.164 phone_number;
 `raw_user_meta_data` and `raw_app_meta_data` (objects, or JSON text in CSV) become user_metadata and
 app_metadata, with `full_name`/`name` and `avatar_url` also as name and picture. A ban still in
 force (`banned_until`) blocks the user. Deleted and anonymous users are skipped and counted; users
-of an OAuth provider are rejected as `not_database_user`.
+of an OAuth provider are rejected as `not_database_user`. `encrypted_password` (bcrypt) becomes
+the password_hash (cost 10) or a custom bcrypt hash (other costs, `$2y$`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from orchestrator.sources.formats.base import (
     json_object,
     present,
 )
+from orchestrator.sources.hashes import NONE, from_bcrypt
 
 #: Providers whose users have a password (or a phone OTP) in GoTrue itself.
 _OWN_PROVIDERS: Final = frozenset({"email", "phone"})
@@ -89,8 +91,11 @@ def convert(record: Record, stats: MappingStats, settings: SourceSettings) -> Co
         )
     if banned:
         user["blocked"] = True
+    password = record.get("encrypted_password")
+    credential = from_bcrypt(password) if isinstance(password, str) else NONE
+    user.update(credential.fields)
     stats.drop(record, _USED)
-    return Mapped(user)
+    return Mapped(user, credential.kind)
 
 
 def _banned(value: object) -> bool | None:

@@ -1,0 +1,88 @@
+"""Credential coverage: which users would arrive with a password they can sign in with.
+
+A user's first import is the only chance to set its password hash, and a hash Auth0 cannot check is
+not an import error (the user just never signs in). So every plan counts its users by credential
+kind (`bcrypt`, `pbkdf2`, ..., `none`, `unsupported:<kind>`), `--require-passwords` rejects the users
+without a usable one, and a plan from a source that can carry passwords refuses to go on while
+some would arrive without, unless told which way (`--allow-missing-passwords` or
+`--require-passwords`).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from typing import Final
+
+from orchestrator.errors import ConfigError
+from orchestrator.plan.schema import Problem
+from orchestrator.settings import PlanSettings
+from orchestrator.sources.formats import FORMATS
+from orchestrator.sources.hashes import USABLE_KINDS, credential_of
+
+NO_PASSWORD: Final = "none"
+
+
+def kind_of(user: Mapping[str, object]) -> str:
+    """The credential kind of a user in the import format."""
+    return credential_of(user).kind
+
+
+def missing(coverage: Mapping[str, int]) -> int:
+    """Users of a coverage count without a usable password."""
+    return sum(users for kind, users in coverage.items() if kind not in USABLE_KINDS)
+
+
+def rejection(kind: str) -> Problem:
+    """Why `--require-passwords` refuses a user whose credential is of `kind`."""
+    if kind == NO_PASSWORD:
+        return Problem(
+            "no_password",
+            "",
+            "the user has no password hash, and --require-passwords is given: add its hash to "
+            "the source (or --password-hashes FILE), or drop --require-passwords to import it "
+            "without one (it resets)",
+        )
+    return Problem(
+        "unsupported_password",
+        "",
+        f"the user's password hash ({kind}) is one Auth0 cannot check, and --require-passwords "
+        "is given: it can only be imported without (the user resets)",
+    )
+
+
+class PasswordPolicy:
+    """The plan's rule for users without a usable password (`PlanSettings.passwords`).
+
+    Args:
+        settings: the policy and the source format (whether it can carry passwords at all).
+    """
+
+    def __init__(self, settings: PlanSettings) -> None:
+        self.require = settings.passwords == "require"
+        self._refuse_missing = (
+            settings.passwords == "check" and FORMATS[settings.source.format].carries_passwords
+        )
+        self._format = settings.source.format
+
+    def check(self, coverage: Counter[str], accepted: int) -> None:
+        """Refuse a plan whose users would arrive without a password unless the person decided.
+
+        Raises:
+            ConfigError: one line with the count, the kinds, and the two ways on.
+        """
+        without = missing(coverage)
+        if not (self._refuse_missing and without):
+            return
+        kinds = ", ".join(
+            f"{kind} {users:,}"
+            for kind, users in sorted(coverage.items())
+            if kind not in USABLE_KINDS
+        )
+        raise ConfigError(
+            f"{without:,} of {accepted:,} users of this --from {self._format} export would arrive "
+            f"without a usable password ({kinds}), and a first import is the only chance to set "
+            "one: fix the source (an Auth0 export needs --password-hashes FILE), or pass "
+            "--allow-missing-passwords to import them without (they reset) or "
+            "--require-passwords to reject them; nothing was sent"
+        )
