@@ -69,12 +69,15 @@ class SourceSettings:
         constants: (import field, value) pairs: every user gets the value.
         only_connection: keep only the users of this database connection (a whole-tenant Auth0
             export); the others are skipped and counted.
+        password_hashes: Auth0 support's password-hash export (NDJSON), joined to the users by id,
+            else by email: the hashes a users export never holds.
     """
 
     format: str = "import"
     fields: tuple[tuple[str, str], ...] = ()
     constants: tuple[tuple[str, object], ...] = ()
     only_connection: str | None = None
+    password_hashes: str | None = None
 
     def __post_init__(self) -> None:
         _require(
@@ -93,7 +96,9 @@ class SourceSettings:
     @property
     def mapped(self) -> bool:
         """Whether the users are converted at all (not the import format read as it is)."""
-        return self.format != "import" or bool(self.fields or self.constants)
+        return self.format != "import" or bool(
+            self.fields or self.constants or self.password_hashes
+        )
 
     def as_json(self) -> dict[str, object]:
         """What a plan records of how its export was read."""
@@ -102,11 +107,12 @@ class SourceSettings:
             "fields": dict(self.fields),
             "constants": dict(self.constants),
             "only_connection": self.only_connection,
+            "password_hashes": self.password_hashes,
         }
 
 
 #: What a plan does with users who would arrive without a usable password (PlanSettings.passwords).
-PASSWORD_POLICIES: Final = ("check", "allow", "require")
+PASSWORD_POLICIES: Final = ("check", "allow", "require", "without")
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +128,9 @@ class PlanSettings:
         source: how the export is read (its format and mapping).
         passwords: what to do with users who would arrive without a usable password: `check`
             refuses the plan when its source can carry passwords (a first import is the only
-            chance to set one), `allow` imports them without (they reset), `require` rejects them.
+            chance to set one), `allow` imports them without (they reset), `require` rejects them,
+            `without` imports every user without a password (hashes removed, credential fields
+            of the source may be dropped).
     """
 
     max_request_bytes: int = MAX_REQUEST_BYTES

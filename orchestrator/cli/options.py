@@ -82,6 +82,12 @@ def add_source_options(parser: argparse.ArgumentParser) -> None:
         help="a TOML mapping: [fields] import field = source field or column, [constants] "
         "import field = value; it overrides the format's own mapping",
     )
+    parser.add_argument(
+        "--password-hashes",
+        metavar="FILE",
+        help="Auth0 support's password-hash export (NDJSON, gzipped or not), joined to the users "
+        "by user_id, else by email (within --only-connection, or the user's connection)",
+    )
     passwords = parser.add_mutually_exclusive_group()
     passwords.add_argument(
         "--require-passwords",
@@ -97,6 +103,14 @@ def add_source_options(parser: argparse.ArgumentParser) -> None:
         dest="passwords",
         help="import users without a usable password hash (they reset it); without this or "
         "--require-passwords, a source that can carry passwords refuses to plan them",
+    )
+    passwords.add_argument(
+        "--without-passwords",
+        action="store_const",
+        const="without",
+        dest="passwords",
+        help="import every user without a password (hashes removed; fields that look like "
+        "passwords may then be dropped by --drop-unknown-fields); every user resets",
     )
     parser.add_argument(
         "--only-connection",
@@ -263,6 +277,7 @@ def source_settings(args: argparse.Namespace) -> SourceSettings:
         fields=fields,
         constants=constants,
         only_connection=args.only_connection,
+        password_hashes=args.password_hashes,
     )
 
 

@@ -40,6 +40,17 @@ def render_plan(plan: Mapping[str, object]) -> str:
     if isinstance(source, Mapping):
         lines += _listed("kept in user_metadata", source.get("to_user_metadata"))
         lines += _listed("not imported (no place in the schema)", source.get("dropped"))
+        join = source.get("password_hashes")
+        if isinstance(join, Mapping):
+            lines.append(
+                f"password hashes: {_int(join['matched']):,} of {_int(join['rows']):,} rows "
+                f"matched a user; {_int(join['unmatched']):,} did not (listed in "
+                "unmatched-hashes.ndjson of a run)"
+            )
+            lines += _listed(
+                "  left out",
+                {k: v for k, v in join.items() if k not in ("rows", "matched", "unmatched") and v},
+            )
     lines += _listed("dropped fields", plan["dropped_fields"])
     lines += _listed("passwords", plan.get("credentials"))
     without = _int(plan.get("without_password", 0))

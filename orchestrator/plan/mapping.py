@@ -18,7 +18,7 @@ from typing import Final
 from orchestrator.errors import ConfigError
 from orchestrator.plan.schema import ALLOWED_FIELDS, BOOL_FIELDS
 from orchestrator.settings import SourceSettings
-from orchestrator.sources.formats import FORMATS
+from orchestrator.sources.formats import FORMATS, auth0
 from orchestrator.sources.formats.base import (
     Converted,
     Mapped,
@@ -34,7 +34,8 @@ from orchestrator.sources.formats.base import (
     put,
     unset,
 )
-from orchestrator.sources.hashes import credential_of
+from orchestrator.sources.hashes import credential_of, from_support_hash
+from orchestrator.sources.hashfile import SupportHashes
 
 #: Import fields a mapping may reach into with a dotted name.
 OBJECT_FIELDS: Final = frozenset({"app_metadata", "user_metadata", "custom_password_hash"})
@@ -127,6 +128,11 @@ class Mapper:
         self._mapped_sources = frozenset(self._unseen)
         self._header_checked = False
         self.stats = MappingStats()
+        self._hashes: SupportHashes | None = None
+        if settings.password_hashes is not None:
+            self._hashes = SupportHashes(
+                settings.password_hashes, only_connection=settings.only_connection
+            )
 
     def __call__(self, value: object) -> Converted:
         """The record `value` as an import user, or why it is not one."""
@@ -148,9 +154,23 @@ class Mapper:
             problem = self._fill(user, record, target, source)
             if problem is not None:
                 return problem
-        if converted.credential == NO_CREDENTIAL and _carries_a_hash(user):
-            return Mapped(user, credential_of(user).kind)  # a hash the mapping brought
+        if converted.credential == NO_CREDENTIAL:
+            if _carries_a_hash(user):
+                return Mapped(user, credential_of(user).kind)  # a hash the mapping brought
+            if self._hashes is not None:
+                return self._join(record, user)
         return converted
+
+    def _join(self, record: Record, user: User) -> Mapped:
+        """The user with its hash from the support export, when a row has it."""
+        assert self._hashes is not None
+        connection = self._settings.only_connection or auth0.connection_of(record)
+        found = self._hashes.find(user.get("user_id"), user.get("email"), connection)
+        if found is None:
+            return Mapped(user)
+        credential = from_support_hash(found)
+        user.update(credential.fields)
+        return Mapped(user, credential.kind)
 
     def _columns(self, row: Record) -> Converted:
         """A CSV row whose columns named like import fields are those fields."""
@@ -203,12 +223,17 @@ class Mapper:
         put(user, target, value)
         return None
 
-    def finish(self) -> None:
-        """Refuse a mapping whose source field no record had.
+    def finish(self, unmatched_hashes: Path | None = None) -> None:
+        """Close the pass: list the hash rows no user matched (in `unmatched_hashes`, when
+        given), and refuse a mapping whose source field no record had.
 
         Raises:
             ConfigError: naming the first such field.
         """
+        if self._hashes is not None:
+            if unmatched_hashes is not None:
+                self._hashes.write_unmatched(unmatched_hashes)
+            self.close()
         if self._unseen:
             source = min(self._unseen)
             target = next(t for t, s in self._fields if s == source)
@@ -217,9 +242,17 @@ class Mapper:
                 "check the name (dotted paths reach into objects) and fix the --map file"
             )
 
+    def close(self) -> None:
+        """Delete the hash index, if any (it holds every hash); the counts stay."""
+        if self._hashes is not None:
+            self._hashes.close()
+
     def summary(self) -> dict[str, object]:
         """How the export was read: its format and what conversion moved, dropped and skipped."""
-        return {"format": self._settings.format, **self.stats.as_json()}
+        summary: dict[str, object] = {"format": self._settings.format, **self.stats.as_json()}
+        if self._hashes is not None:
+            summary["password_hashes"] = self._hashes.counts.as_json()
+        return summary
 
 
 def _carries_a_hash(user: User) -> bool:

@@ -14,12 +14,15 @@ from orchestrator.settings import PlanSettings
 
 #: The import adds this to every user_id of a database connection (reference §10).
 USER_ID_PREFIX: Final = "auth0|"
+#: The import fields that carry a password: removed from every user by `--without-passwords`.
+PASSWORD_FIELDS: Final = frozenset({"password_hash", "custom_password_hash"})
 #: Distinct sets of dropped fields counted before folding them into per-field counts.
 _MAX_DROPPED_SETS: Final = 4096
 
 
 class Normaliser:
-    """Strips the `auth0|` prefix from user_id (unless kept) and drops unknown fields (if asked).
+    """Strips the `auth0|` prefix from user_id (unless kept), drops unknown fields (if asked) and
+    the password fields (`--without-passwords`).
 
     Args:
         settings: `keep_user_id_prefix` and `drop_unknown_fields` decide what it does.
@@ -28,6 +31,7 @@ class Normaliser:
     def __init__(self, settings: PlanSettings) -> None:
         self._strip_prefix = not settings.keep_user_id_prefix
         self._drop_unknown = settings.drop_unknown_fields
+        self._drop_passwords = settings.passwords == "without"
         # Counted per set of dropped keys: one increment per user instead of one per field.
         self._dropped_sets: Counter[tuple[str, ...]] = Counter()
         self._dropped_folded: Counter[str] = Counter()
@@ -49,6 +53,8 @@ class Normaliser:
         normalised = self.user_id(user_id)
         if normalised is not user_id:
             user = {**user, "user_id": normalised}
+        if self._drop_passwords and not PASSWORD_FIELDS.isdisjoint(user):
+            user = {key: item for key, item in user.items() if key not in PASSWORD_FIELDS}
         if self._drop_unknown and not ALLOWED_FIELDS.issuperset(user):
             dropped = tuple(key for key in user if key not in ALLOWED_FIELDS)
             return {key: item for key, item in user.items() if key in ALLOWED_FIELDS}, dropped

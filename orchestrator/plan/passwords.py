@@ -10,8 +10,9 @@ some would arrive without, unless told which way (`--allow-missing-passwords` or
 
 from __future__ import annotations
 
+import re
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Final
 
 from orchestrator.errors import ConfigError
@@ -21,6 +22,8 @@ from orchestrator.sources.formats import FORMATS
 from orchestrator.sources.hashes import USABLE_KINDS, credential_of
 
 NO_PASSWORD: Final = "none"
+#: Names of source fields that look like they hold a password, a hash or its salt.
+CREDENTIAL_LOOKING: Final = re.compile(r"(?i)pass(?:word)?|pwd|salt|hash|credential|secret")
 
 
 def kind_of(user: Mapping[str, object]) -> str:
@@ -60,10 +63,29 @@ class PasswordPolicy:
 
     def __init__(self, settings: PlanSettings) -> None:
         self.require = settings.passwords == "require"
+        self._without = settings.passwords == "without"
         self._refuse_missing = (
             settings.passwords == "check" and FORMATS[settings.source.format].carries_passwords
         )
         self._format = settings.source.format
+
+    def check_dropped(self, dropped: Iterable[str]) -> None:
+        """Refuse to drop a field that looks like a password, unless passwords are left behind
+        on purpose (`--without-passwords`).
+
+        Raises:
+            ConfigError: naming the field and what would use it.
+        """
+        if self._without:
+            return
+        for name in sorted(dropped):
+            if CREDENTIAL_LOOKING.search(name):
+                raise ConfigError(
+                    f"the field {name!r} looks like a password or its hash, and it would be "
+                    f"dropped: read it with the --from that knows it, or map it with --map "
+                    f"(password_hash / custom_password_hash); or pass --without-passwords to "
+                    "import the users without their passwords; nothing was sent"
+                )
 
     def check(self, coverage: Counter[str], accepted: int) -> None:
         """Refuse a plan whose users would arrive without a password unless the person decided.
@@ -72,7 +94,7 @@ class PasswordPolicy:
             ConfigError: one line with the count, the kinds, and the two ways on.
         """
         without = missing(coverage)
-        if not (self._refuse_missing and without):
+        if self._without or not (self._refuse_missing and without):
             return
         kinds = ", ".join(
             f"{kind} {users:,}"

@@ -12,6 +12,7 @@ import gc
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO, Any, Final, Protocol
 
 import orjson
@@ -236,6 +237,8 @@ class Planner:
         encode_options: orjson options of the encoding (a sync fingerprints sorted keys).
         check_passwords: refuse, when the pass ends, a plan whose users would arrive without a
             usable password against the settings' policy (`validate` only reports them).
+        unmatched_hashes: where to list the rows of `--password-hashes` no user matched (None:
+            count them only).
     """
 
     def __init__(
@@ -249,8 +252,10 @@ class Planner:
         expected_users: int | None = None,
         encode_options: int = ENCODE_OPTIONS,
         check_passwords: bool = True,
+        unmatched_hashes: Path | None = None,
     ) -> None:
         self.stats = PlanStats()
+        self._unmatched_hashes = unmatched_hashes
         self.passwords = PasswordPolicy(settings)
         self._check_passwords = check_passwords
         self.mapper: Mapper | None = mapper_for(settings.source)
@@ -339,13 +344,16 @@ class Planner:
     def finish(self) -> PlanStats:
         """Close the last chunk and return the stats."""
         if self.mapper is not None:
-            self.mapper.finish()
+            self.mapper.finish(self._unmatched_hashes)
             self.stats.source = self.mapper.summary()
+        stats = self.stats
+        stats.dropped_fields.update(self.normalise.dropped_fields)
+        source_dropped = self.mapper.stats.dropped if self.mapper is not None else {}
+        self.passwords.check_dropped([*stats.dropped_fields, *source_dropped])
         if self._check_passwords:
-            self.passwords.check(self.stats.credentials, self.stats.users_accepted)
+            self.passwords.check(stats.credentials, stats.users_accepted)
         self._accepted.finish()
-        self.stats.dropped_fields.update(self.normalise.dropped_fields)
-        return self.stats
+        return stats
 
 
 UNSAFE_INTEGER: Final = Problem(
@@ -366,6 +374,7 @@ def plan_chunks(
     where: Callable[[int], str],
     expected_users: int | None = None,
     check_passwords: bool = True,
+    unmatched_hashes: Path | None = None,
 ) -> PlanStats:
     """Plan every user into chunks handed to `store` (and refused ones to `rejects`)."""
     packing = Packing(layout, store)
@@ -377,6 +386,7 @@ def plan_chunks(
         where=where,
         expected_users=expected_users,
         check_passwords=check_passwords,
+        unmatched_hashes=unmatched_hashes,
     )
     stats = plan_records(batches, planner)
     stats.chunks = packing.chunks
@@ -386,9 +396,13 @@ def plan_chunks(
 def plan_records(batches: Iterable[list[SourceRecord]], planner: Planner) -> PlanStats:
     """Run every batch through `planner` with the cycle collector paused; returns its stats."""
     with cycle_collector_paused():
-        for batch in batches:
-            planner.take(batch)
-        return planner.finish()
+        try:
+            for batch in batches:
+                planner.take(batch)
+            return planner.finish()
+        finally:
+            if planner.mapper is not None:
+                planner.mapper.close()
 
 
 @contextlib.contextmanager

@@ -18,7 +18,7 @@ from orchestrator.fsutil import PRIVATE_FILE_MODE, utc_now_iso
 from orchestrator.plan.planner import ChunkLayout, PlanStats, plan_chunks
 from orchestrator.rundir.chunkfiles import ChunkWriter
 from orchestrator.rundir.claim import claim_new
-from orchestrator.rundir.layout import CHUNKS, REJECTS
+from orchestrator.rundir.layout import CHUNKS, REJECTS, UNMATCHED_HASHES
 from orchestrator.rundir.manifest import (
     MANIFEST_VERSION,
     ChunkRecord,
@@ -143,6 +143,7 @@ def _write_plan(
                 rejects=rejects,
                 where=export.reader.where,
                 expected_users=estimate_users(export.reader.path),
+                unmatched_hashes=run_dir / UNMATCHED_HASHES,
             )
         digests = writer.sync()
     finally:

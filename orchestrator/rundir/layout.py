@@ -7,6 +7,7 @@ Layout (every file private to the owner; the dir is 0700)::
                                run directory's lock
     DIR/chunks/NNNNNN.json     the users file of chunk NNNNNN, sent as is
     DIR/rejects.ndjson         users refused before upload, with their reasons
+    DIR/unmatched-hashes.ndjson  rows of --password-hashes that matched no user (no hashes in it)
     DIR/errors/NNNNNN.ndjson   per-user errors of chunk NNNNNN's job, fetched when it completed
     DIR/failed-users.ndjson    all per-user errors of the run (assembled by the report)
     DIR/retry.json             failed users worth importing again, as an importable JSON array
@@ -24,6 +25,7 @@ MANIFEST: Final = "manifest.json"
 JOURNAL: Final = "journal.ndjson"
 CHUNKS: Final = "chunks"
 REJECTS: Final = "rejects.ndjson"
+UNMATCHED_HASHES: Final = "unmatched-hashes.ndjson"
 ERRORS: Final = "errors"
 FAILED_USERS: Final = "failed-users.ndjson"
 RETRY: Final = "retry.json"

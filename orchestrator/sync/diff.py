@@ -22,7 +22,7 @@ from typing import IO, Any, Final
 
 import orjson
 
-from orchestrator.plan import mapping, normalise, planner, schema
+from orchestrator.plan import mapping, normalise, passwords, planner, schema
 from orchestrator.plan.planner import ChunkLayout, Planner, plan_records
 from orchestrator.settings import PlanSettings
 from orchestrator.sources.formats import FORMATS, Export
@@ -132,9 +132,10 @@ def raw_key(settings: PlanSettings) -> bytes:
     switches, or by other rules, never passes for unchanged: it is judged again.
     """
     hasher = hashlib.blake2b(digest_size=32)
-    hasher.update(f"{settings.keep_user_id_prefix},{settings.drop_unknown_fields}".encode())
+    switches = (settings.keep_user_id_prefix, settings.drop_unknown_fields, settings.passwords)
+    hasher.update(repr(switches).encode())
     hasher.update(orjson.dumps(settings.source.as_json(), default=repr))
-    code: list[ModuleType] = [normalise, schema, planner, mapping]
+    code: list[ModuleType] = [normalise, schema, planner, mapping, passwords]
     converter = FORMATS[settings.source.format].convert
     if converter is not None:
         code.append(sys.modules[converter.__module__])

@@ -53,7 +53,7 @@ def convert(record: Record, stats: MappingStats, settings: SourceSettings) -> Co
         )
     only_connection = settings.only_connection
     if only_connection is not None:
-        connection = _connection(record)
+        connection = connection_of(record)
         if connection is None:
             return Unmapped(
                 "unknown_connection",
@@ -117,7 +117,8 @@ def _provider(record: Record) -> str | None:
     return provider if isinstance(provider, str) and provider else None
 
 
-def _connection(record: Record) -> str | None:
+def connection_of(record: Record) -> str | None:
+    """The connection an exported user belongs to, when the export says (identities)."""
     identities = record.get("identities")
     if isinstance(identities, list) and identities and isinstance(identities[0], dict):
         connection = identities[0].get("connection")
