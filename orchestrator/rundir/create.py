@@ -98,6 +98,7 @@ def create_plan(
                 rejected_by_reason=dict(stats.rejected_by_reason),
                 dropped_fields=dict(stats.dropped_fields),
                 skipped_by_reason=dict(stats.skipped_by_reason),
+                credentials=dict(stats.credentials),
                 chunks=len(stats.chunks),
                 chunk_bytes=stats.chunk_bytes,
                 mean_fill=round(stats.mean_fill(settings.max_request_bytes), 4),

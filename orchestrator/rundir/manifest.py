@@ -144,6 +144,8 @@ class PlanTotals:
     chunks: int = 0
     #: Records not imported on purpose, by reason (another connection, a service account).
     skipped_by_reason: dict[str, int] = field(default_factory=dict)
+    #: Accepted users by credential kind (`bcrypt`, ..., `none`, `unsupported:<kind>`).
+    credentials: dict[str, int] = field(default_factory=dict)
     chunk_bytes: int = 0
     mean_fill: float = 0.0
 
@@ -349,6 +351,7 @@ def _totals(f: JsonFields) -> PlanTotals:
         rejected_by_reason=f.get_counts("rejected_by_reason"),
         dropped_fields=f.get_counts("dropped_fields"),
         skipped_by_reason=f.get_counts("skipped_by_reason") if f.has("skipped_by_reason") else {},
+        credentials=f.get_counts("credentials") if f.has("credentials") else {},
         chunks=f.get_int("chunks"),
         chunk_bytes=f.get_int("chunk_bytes"),
         mean_fill=f.get_float("mean_fill"),
