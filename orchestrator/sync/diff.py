@@ -23,6 +23,7 @@ from typing import IO, Any, Final
 import orjson
 
 from orchestrator.plan import mapping, normalise, passwords, planner, schema
+from orchestrator.plan.normalise import PASSWORD_FIELDS
 from orchestrator.plan.planner import ChunkLayout, Planner, plan_records
 from orchestrator.settings import PlanSettings
 from orchestrator.sources.formats import FORMATS, Export
@@ -119,6 +120,21 @@ def fingerprint_of(canonical: bytes) -> bytes:
 def user_fingerprint(user: Mapping[str, object]) -> bytes:
     """BLAKE2b-128 of the user's canonical JSON: equal content, equal fingerprint."""
     return fingerprint_of(canonical_json(user))
+
+
+def without_password(encoded: bytes) -> bytes:
+    """A changed user's canonical JSON as it is sent: without its password fields.
+
+    The user exists in Auth0 already, and a hash can only be set by a user's first import: an
+    upsert that carries one fails for that user ("the user already has password hash defined"),
+    and its profile changes with it.
+    """
+    if b'password_hash"' not in encoded:  # also matches "custom_password_hash"
+        return encoded
+    user = orjson.loads(encoded)
+    for name in PASSWORD_FIELDS:
+        user.pop(name, None)
+    return canonical_json(user)
 
 
 # Copying a configured hasher costs about half of constructing one (keyword parsing dominates).
@@ -296,6 +312,7 @@ class _Classifier:
                     continue
                 counts.changed += 1
                 slot = known.slot
+                encoded = without_password(encoded)
             self._line += 1
             pending.append((self._line, key, fingerprint, slot, raw))
             out.append(encoded)

@@ -359,3 +359,21 @@ def test_another_mapping_never_passes_a_text_for_unchanged(tmp_path: Path) -> No
         assert result.unchanged_by_text == 0
         assert result.counts.changed == 4
         assert len(sent) == 4
+
+
+def test_a_changed_user_is_sent_without_its_password_a_new_one_with_it(tmp_path: Path) -> None:
+    bcrypt = "$2b$10$" + "D" * 53
+    users = [{**user, "password_hash": bcrypt} for user in make_users(3)]
+    with SyncState.in_memory() as state:
+        run_night(state, tmp_path, "n1", write(tmp_path / "n1.ndjson", users))
+        changed = [
+            {**users[0], "name": "Renamed"},
+            *users[1:],
+            {**make_users(4)[3], "password_hash": bcrypt},
+        ]
+        result, sent, _ = diff(state, write(tmp_path / "n2.ndjson", changed), record=False)
+        assert (result.counts.changed, result.counts.new) == (1, 1)
+        by_email = {user["email"]: user for user in sent}
+        # Auth0 sets a hash on a user's first import only: an upsert carrying one fails.
+        assert "password_hash" not in by_email["user0@Example.com"]
+        assert by_email["user3@Example.com"]["password_hash"] == bcrypt
