@@ -11,6 +11,7 @@ import hashlib
 import itertools
 import math
 import os
+import re
 import stat
 import sys
 import zlib
@@ -292,10 +293,10 @@ class ExportReader:
                 )
                 return self._object
             if accepts.lines:
-                if _starts_a_document(head):
+                if _starts_a_document(head) or _USERS_MEMBER.match(head):
                     raise InputError(
-                        "the input is one JSON object spread over lines, not NDJSON (one user a "
-                        f"line){_document_hint(head)}",
+                        "the input is one JSON object, not NDJSON (one user a line)"
+                        f"{_document_hint(head)}",
                         path=self.label,
                         where=f"line {newlines + 1}",
                     )
@@ -316,6 +317,12 @@ class ExportReader:
 
 #: Bytes of the first data looked at to tell the input's shape (its first line, at most this).
 _SNIFF_BYTES: Final = 64 << 10
+#: One compact object whose users are a member (`{"users": [`, `{"kind": "...", "users": [`):
+#: a users member after scalar members only, the shape of Firebase's and Keycloak's user files.
+_USERS_MEMBER: Final = re.compile(
+    rb'\{\s*(?:"(?:[^"\\]|\\.)*"\s*:\s*(?:"(?:[^"\\]|\\.)*"|[-+.0-9eE]+|true|false|null)\s*,\s*)*'
+    rb'"(?:users|Users)"\s*:\s*\['
+)
 
 
 def _starts_a_document(head: bytes) -> bool:

@@ -484,3 +484,24 @@ def test_a_firebase_object_without_users_names_its_members(tmp_path: Path) -> No
     with pytest.raises(InputError, match="no 'users' member") as caught:
         read(path, "firebase")
     assert "'kind', 'accounts'" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("document", "wanted"),
+    [
+        ({"users": [{"localId": "1", "email": "a@example.com"}]}, "--from firebase"),
+        ({"realm": "acme", "users": [{"id": "1", "credentials": []}]}, "--from keycloak"),
+        # A member that is not a plain value before the users: found at the first record.
+        ({"realm": "acme", "roles": {"realm": []}, "users": [{"id": "1", "credentials": []}]},
+         "--from keycloak"),
+        ({"Users": [{"Username": "a", "Attributes": []}]}, "--from cognito"),
+    ],
+)  # fmt: skip
+def test_a_compact_users_object_given_as_the_import_format_names_the_from_to_use(
+    tmp_path: Path, document: Record, wanted: str
+) -> None:
+    path = tmp_path / "compact.json"
+    path.write_bytes(orjson.dumps(document))
+    with pytest.raises(InputError) as caught:
+        read(path, "import")
+    assert str(caught.value).endswith(wanted)

@@ -141,6 +141,20 @@ class Export:
         record = first.value
         if not isinstance(record, dict) or self.format.recognise(record):
             return
+        for member in ("users", "Users"):
+            if isinstance(record.get(member), list) and not self.format.shapes.members:
+                users = record[member]
+                inner = users[0] if users and isinstance(users[0], dict) else {}
+                named = [
+                    f.name for f in FORMATS.values() if f.shapes.members and f.recognise(inner)
+                ]
+                use = f"--from {named[0]}" if named else "--from firebase, cognito or keycloak"
+                raise InputError(
+                    f"the input is one JSON object whose {member!r} member holds the users, "
+                    f"which {self.format.title} does not have: use {use}",
+                    path=self.reader.label,
+                    where=self.reader.where(first.position),
+                )
         if self.format.columns_are_fields:
             return  # any CSV may be mapped
         for other in FORMATS.values():
