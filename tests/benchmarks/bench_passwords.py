@@ -147,22 +147,26 @@ def test_the_join_and_the_conversion() -> None:
     )
 
     join_s = joined.wall_s - bare.wall_s
-    mb = 1e6
+
+    def row(name: str, run: ChildRun, base: ChildRun) -> str:
+        rss = run.peak_rss_bytes / 1e6
+        return f"{name:<44}{run.wall_s:>9.2f}{rss:>13.1f}{run.wall_s / base.wall_s:>8.2f}"
+
+    rate = USERS / max(join_s, 1e-9)
+    joined_mb = joined.peak_rss_bytes / 1e6
     lines = [
         "",
         f"password benchmark: {USERS:,} users (fastest of {REPEAT} interleaved runs)",
         f"{'run':<44}{'wall s':>9}{'peak RSS MB':>13}{'ratio':>8}",
-        f"{'validate --from auth0-export':<44}{bare.wall_s:>9.2f}{bare.peak_rss_bytes / mb:>13.1f}"
-        f"{1.0:>8.2f}",
-        f"{'  + --password-hashes (join)':<44}{joined.wall_s:>9.2f}"
-        f"{joined.peak_rss_bytes / mb:>13.1f}{joined.wall_s / bare.wall_s:>8.2f}",
-        f"{'validate --from django --without-passwords':<44}{without.wall_s:>9.2f}"
-        f"{without.peak_rss_bytes / mb:>13.1f}{1.0:>8.2f}",
-        f"{'validate --from django (pbkdf2 -> PHC)':<44}{converted.wall_s:>9.2f}"
-        f"{converted.peak_rss_bytes / mb:>13.1f}{converted.wall_s / without.wall_s:>8.2f}",
-        f"join: {matched:,} of {USERS:,} users matched; {USERS / max(join_s, 1e-9):,.0f} hash rows "
-        f"indexed and looked up per second of the difference ({join_s:.2f} s); peak RSS with the "
-        f"join {joined.peak_rss_bytes / mb:.0f} MB (target <= {TARGET_JOIN_RSS_MB:.0f} MB)",
+        row("validate --from auth0-export", bare, bare),
+        row("  + --password-hashes (join)", joined, bare),
+        row("validate --from django --without-passwords", without, without),
+        row("validate --from django (pbkdf2 -> PHC)", converted, without),
+        (
+            f"join: {matched:,} of {USERS:,} users matched; {rate:,.0f} hash rows indexed and "
+            f"looked up per second of the difference ({join_s:.2f} s); peak RSS with the join "
+            f"{joined_mb:.0f} MB (target <= {TARGET_JOIN_RSS_MB:.0f} MB)"
+        ),
     ]
     print("\n".join(lines))
     assert matched == USERS
