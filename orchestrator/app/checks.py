@@ -1,5 +1,5 @@
 """`check` and `verify`: what the tenant says before a run (the pre-flight) and after it (a sample
-of the imported users looked up)."""
+of the imported users looked up, or test accounts signed in)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,17 @@ from pathlib import Path
 from orchestrator.app.loop import run_async
 from orchestrator.app.runs import RunResult
 from orchestrator.app.target import Target
-from orchestrator.errors import OrchestratorError, RunDirError
+from orchestrator.auth0.client import ApiClient
+from orchestrator.auth0.credentials import LoginClient
+from orchestrator.errors import AuthError, ConfigError, OrchestratorError, RunDirError
 from orchestrator.events import EventSink
 from orchestrator.outcomes import Outcome
+from orchestrator.results.logins import (
+    LoginsResult,
+    read_accounts,
+    sign_in_all,
+    write_logins,
+)
 from orchestrator.results.preflight import PreflightReport, preflight
 from orchestrator.results.verify import VerifyResult, verify_run, write_verify
 from orchestrator.rundir.manifest import Manifest
@@ -105,3 +113,69 @@ def verify_after_run(
     if outcome is Outcome.OK and done.result.outcome is Outcome.USERS_FAILED:
         outcome = Outcome.USERS_FAILED
     return dataclasses.replace(run, outcome=outcome, verification=done.result)
+
+
+@dataclass(frozen=True, slots=True)
+class LoginsOutcome:
+    """A login check and where it was written."""
+
+    result: LoginsResult
+    path: Path
+
+    @property
+    def outcome(self) -> Outcome:
+        return self.result.outcome
+
+
+def verify_logins(
+    run_dir: Path,
+    logins: Path,
+    login_client: LoginClient,
+    target: Target,
+    events: EventSink,
+    *,
+    realm: str | None = None,
+) -> LoginsOutcome:
+    """Sign the test accounts of `logins` in to the run's connection: proof that their passwords
+    arrived usable.
+
+    Args:
+        realm: the connection's name; None looks it up from the run's connection id (needs
+            read:connections).
+
+    Raises:
+        RunDirError: no run there, or one that never sent anything.
+        InputError: the login file is unreadable or incomplete.
+        ConfigError: the application may not sign users in, or the realm is unknown.
+    """
+    manifest = load_manifest(run_dir)
+    connection_id = manifest.settings.connection_id
+    if connection_id is None:
+        raise RunDirError(f"{run_dir} was planned but never run: no account can sign in yet")
+    accounts = read_accounts(logins)
+
+    async def sign_in() -> LoginsResult:
+        name = realm or await _connection_name(connection_id, target)
+        return await sign_in_all(
+            accounts, name, login_client, target.credentials, target.client, events=events
+        )
+
+    result = run_async(sign_in)
+    return LoginsOutcome(result, write_logins(run_dir, result))
+
+
+async def _connection_name(connection_id: str, target: Target) -> str:
+    async with ApiClient(target.credentials, target.client) as client:
+        try:
+            connection = await client.get_connection(connection_id)
+        except AuthError as exc:
+            if exc.status != 403:
+                raise
+            raise ConfigError(
+                "the connection's name (the realm accounts sign in to) needs read:connections: "
+                "grant it, or pass --realm NAME"
+            ) from None
+    name = connection.get("name")
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"the connection {connection_id} has no name: pass --realm NAME")
+    return name

@@ -44,6 +44,8 @@ from orchestrator.limits import IMPORTS_PATH, SLOTS_BUSY_MARKER
 from orchestrator.settings import ClientSettings
 
 TOKEN_PATH: Final = "/oauth/token"
+#: The grant a database user signs in with, naming its connection (the realm).
+PASSWORD_REALM_GRANT: Final = "http://auth0.com/oauth/grant-type/password-realm"
 JOBS_PATH: Final = "/api/v2/jobs"
 CONNECTIONS_PATH: Final = "/api/v2/connections"
 USERS_BY_EMAIL_PATH: Final = "/api/v2/users-by-email"
@@ -238,6 +240,35 @@ class ApiClient:
         if not isinstance(body, list) or not all(isinstance(item, dict) for item in body):
             raise _malformed("GET", CONNECTIONS_PATH, answer.status, "a list of connections")
         return body
+
+    async def sign_in(
+        self, realm: str, username: str, password: str, *, client_id: str, client_secret: str
+    ) -> None:
+        """POST /oauth/token with the password-realm grant: a user of database connection `realm`
+        signs in. Returns when the password is right; the refusal is an AuthError whose body
+        carries the OAuth `error` (invalid_grant: wrong password; unauthorized: blocked).
+
+        The password goes in the request body only: never in a message, an event or a log.
+        """
+        payload = orjson.dumps(
+            {
+                "grant_type": PASSWORD_REALM_GRANT,
+                "realm": realm,
+                "username": username,
+                "password": password,
+                "client_id": client_id,
+                "client_secret": client_secret,
+                "scope": "openid",
+            }
+        )
+        await self._call(
+            "POST",
+            TOKEN_PATH,
+            payload=payload,
+            payload_type="application/json",
+            authorize=False,
+            idempotent=False,
+        )
 
     async def users_by_email(self, email: str) -> list[dict[str, object]]:
         """GET /api/v2/users-by-email?email=...: every user with that address (any connection)."""

@@ -137,3 +137,14 @@ def tenant_host(value: str) -> str:
             f"the tenant domain must be a host name like tenant.eu.auth0.com, got {value!r}"
         )
     return host
+
+
+@dataclass(frozen=True, slots=True)
+class LoginClient:
+    """The application test accounts sign in through (it must allow the password grant)."""
+
+    client_id: str
+    client_secret: str
+
+    def __repr__(self) -> str:  # the secret never reaches a log through a repr
+        return f"LoginClient(client_id={self.client_id!r})"

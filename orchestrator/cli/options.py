@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from orchestrator.app.target import Target
-from orchestrator.auth0.credentials import Credentials
+from orchestrator.auth0.credentials import Credentials, LoginClient
 from orchestrator.errors import ConfigError
 from orchestrator.settings import (
     SOURCE_FORMATS,
@@ -349,6 +349,23 @@ def credentials(args: argparse.Namespace, environ: Mapping[str, str]) -> Credent
         )
     except ConfigError as exc:
         raise ConfigError(str(exc).replace("the tenant domain", "AUTH0_DOMAIN")) from None
+
+
+def login_client(environ: Mapping[str, str]) -> LoginClient:
+    """The application test accounts sign in through: AUTH0_LOGIN_CLIENT_ID/SECRET, else the
+    tool's own AUTH0_CLIENT_ID/SECRET.
+
+    Raises:
+        ConfigError: neither pair is set.
+    """
+    client_id = _env(environ, "AUTH0_LOGIN_CLIENT_ID") or _env(environ, "AUTH0_CLIENT_ID")
+    secret = _env(environ, "AUTH0_LOGIN_CLIENT_SECRET") or _env(environ, "AUTH0_CLIENT_SECRET")
+    if client_id is None or secret is None:
+        raise ConfigError(
+            "no application to sign in through: set AUTH0_LOGIN_CLIENT_ID and "
+            "AUTH0_LOGIN_CLIENT_SECRET (an application that allows the Password grant)"
+        )
+    return LoginClient(client_id, secret)
 
 
 def target(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> Target:

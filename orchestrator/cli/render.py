@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Final
 from orchestrator.limits import ENTERPRISE_USERS_PER_HOUR, FREE_TIER_USERS_PER_HOUR
 
 if TYPE_CHECKING:  # the network stack is imported only by the commands that use it
+    from orchestrator.results.logins import LoginsResult
     from orchestrator.results.preflight import PreflightReport
     from orchestrator.results.verify import VerifyResult
 
@@ -223,6 +224,23 @@ def render_verify(result: VerifyResult, path: Path) -> str:
     if not result.checks:
         lines.append("  nothing to verify: no user of this run is known to be imported")
     lines.append(f"  details in {path}")
+    return "\n".join(lines)
+
+
+def render_logins(result: LoginsResult, path: Path) -> str:
+    """A login check: counts, then every account that could not sign in."""
+    counts = result.summary()
+    lines = [
+        f"sign-ins to {result.realm}: {counts['accounts']} test account(s)",
+        f"  ok              {counts['ok']:>6}",
+        f"  wrong password  {counts['wrong_password']:>6}   (or no such user: Auth0 does not say)",
+        f"  blocked         {counts['blocked']:>6}",
+        f"  error           {counts['error']:>6}",
+    ]
+    for check in [c for c in result.checks if c.verdict != "ok"][:_SHOWN]:
+        detail = f": {check.detail}" if check.detail else ""
+        lines.append(f"    line {check.line}: {check.username} {check.verdict}{detail}")
+    lines.append(f"  details in {path} (no passwords)")
     return "\n".join(lines)
 
 
