@@ -47,7 +47,8 @@ def run(server: SandboxThread, source: Path, run_dir: Path, *extra: str) -> Any:
 
 
 def logins(server: SandboxThread, run_dir: Path, accounts: Path, *extra: str) -> Any:
-    args = ["verify", "--run-dir", run_dir, "--logins", accounts, "--log-format", "json", *extra]
+    args: list[str | Path] = ["verify", "--run-dir", run_dir, "--logins", accounts]
+    args += ["--log-format", "json", *extra]
     return run_cli(args, client_env(server))
 
 
