@@ -11,6 +11,7 @@ import argparse
 import base64
 import gzip as gzip_module
 import hashlib
+import importlib
 import io
 import random
 import string
@@ -19,6 +20,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Final, Literal
 
 import orjson
@@ -1089,6 +1091,9 @@ def generate_kind(
     `ndjson` -> auth0-export.ndjson.gz (Auth0 export shape, 250 users), `mixed` -> mixed.json
     and mixed.expected.json (200 elements).
     """
+    if kind == "sources":
+        return [Written(path, records, size) for path, records, size in
+                _sources().write_sources(out, seed=seed, count=users)]  # fmt: skip
     count = DEFAULT_COUNTS[kind] if users is None else users
     if kind == "mixed":
         elements, expected = build_mixed(count, seed=seed)
@@ -1112,6 +1117,13 @@ def generate_kind(
     return [Written(path, count, size)]
 
 
+def _sources() -> ModuleType:
+    """sample_data.sources (which builds on this module), also when this file runs as a script."""
+    if not __package__:
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    return importlib.import_module("sample_data.sources")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description="Generate realistic Auth0 bulk-import sample exports (deterministic per seed).",
@@ -1123,10 +1135,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument(
         "--kind",
-        choices=("array", "ndjson", "mixed", "all"),
+        choices=("array", "ndjson", "mixed", "sources", "all"),
         default="all",
         help="array: users.json; ndjson: auth0-export.ndjson.gz; mixed: mixed.json + "
-        "mixed.expected.json; all (default): the committed samples",
+        "mixed.expected.json; sources: one sample per --from format (sources.py) + "
+        "sources.expected.json; all (default): the committed samples",
     )
     parser.add_argument(
         "--gzip",
@@ -1153,7 +1166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.users is not None and args.users < 0:
         parser.error("--users must be >= 0")
-    kinds = ("array", "ndjson", "mixed") if args.kind == "all" else (args.kind,)
+    kinds = ("array", "ndjson", "mixed", "sources") if args.kind == "all" else (args.kind,)
     if args.pretty and "ndjson" in kinds:
         parser.error("--pretty does not apply to NDJSON")
     args.out.mkdir(parents=True, exist_ok=True)
@@ -1171,8 +1184,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ValueError as exc:
             parser.error(str(exc))
         for item in written:
-            what = "rejects" if item.path.name.endswith(".expected.json") else "users"
-            print(f"{item.path}: {item.users} {what}, {item.size} bytes")
+            if item.path.name == "mixed.expected.json":
+                what = f"{item.users} rejects, "
+            elif item.path.name == "sources.expected.json":
+                what = f"{item.users} imports, "
+            elif item.path.suffix == ".toml":
+                what = ""
+            else:
+                what = f"{item.users} records, "
+            print(f"{item.path}: {what}{item.size} bytes")
     return 0
 
 
