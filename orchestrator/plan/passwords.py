@@ -23,7 +23,7 @@ from orchestrator.sources.hashes import USABLE_KINDS, credential_of
 
 NO_PASSWORD: Final = "none"
 #: Names of source fields that look like they hold a password, a hash or its salt.
-CREDENTIAL_LOOKING: Final = re.compile(r"(?i)pass(?:word)?|pwd|salt|hash|credential|secret")
+CREDENTIAL_LOOKING: Final = re.compile(r"(?i)pass(?:word)?|pwd|salt|hash|secret|^credentials?$")
 
 
 def kind_of(user: Mapping[str, object]) -> str:

@@ -43,6 +43,10 @@ def convert(record: Record, stats: MappingStats, settings: SourceSettings) -> Co
     """One exported user as an import user, or why it is not one."""
     if any(type(value) is str and value[:1] == "'" for value in record.values()):
         record = {name: unescape(value) for name, value in record.items()}
+    only_connection = settings.only_connection
+    connection = connection_of(record)
+    if only_connection is not None and connection not in (None, only_connection):
+        return Skipped("other_connection")
     provider = _provider(record)
     if provider is not None and provider != DATABASE_PROVIDER:
         return Unmapped(
@@ -51,18 +55,13 @@ def convert(record: Record, stats: MappingStats, settings: SourceSettings) -> Co
             f"a {provider} user: only database users (auth0|...) can be imported into a database "
             f"connection; they sign in with {provider} again instead",
         )
-    only_connection = settings.only_connection
-    if only_connection is not None:
-        connection = connection_of(record)
-        if connection is None:
-            return Unmapped(
-                "unknown_connection",
-                "/identities",
-                "the user's connection is not in the export (identities[0].connection): export "
-                "the identities field, or drop --only-connection",
-            )
-        if connection != only_connection:
-            return Skipped("other_connection")
+    if only_connection is not None and connection is None:
+        return Unmapped(
+            "unknown_connection",
+            "/identities",
+            "the user's connection is not in the export (identities[0].connection): export "
+            "the identities field, or drop --only-connection",
+        )
     user: User = {}
     used: set[str] = set()
     user_id = record.get("user_id")

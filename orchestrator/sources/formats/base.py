@@ -6,7 +6,7 @@ need (booleans from text, dotted paths, JSON held in a string).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Final, NamedTuple
 
@@ -64,10 +64,10 @@ class MappingStats:
     dropped: Counter[str] = field(default_factory=Counter)
     skipped: Counter[str] = field(default_factory=Counter)
 
-    def drop(self, record: Iterable[str], used: frozenset[str]) -> None:
-        """Count the fields of `record` that conversion did not use."""
-        for name in record:
-            if name not in used:
+    def drop(self, record: Mapping[str, object], used: Collection[str]) -> None:
+        """Count the fields of `record` that conversion did not use (empty ones are absent)."""
+        for name, value in record.items():
+            if name not in used and present(value):
                 self.dropped[name] += 1
 
     def as_json(self) -> dict[str, object]:

@@ -62,7 +62,6 @@ def convert(record: Record, stats: MappingStats, settings: SourceSettings) -> Co
                 "Attributes is not a list of {Name, Value} objects",
             )
         username = record.get("Username")
-        stats.drop(record, _ENTRY_FIELDS)
     else:  # a CSV row: the columns are the attributes
         attributes = {name: value for name, value in record.items() if present(value)}
         username = attributes.pop(_CSV_USERNAME, None)
@@ -73,6 +72,8 @@ def convert(record: Record, stats: MappingStats, settings: SourceSettings) -> Co
             "a federated user (EXTERNAL_PROVIDER): it signs in through its identity provider, "
             "not with a password; connect that provider in Auth0 instead",
         )
+    if "Attributes" in record or "Username" in record:
+        stats.drop(record, _ENTRY_FIELDS)
     user: User = {}
     user_id = attributes.pop("sub", None) or username
     if present(user_id):

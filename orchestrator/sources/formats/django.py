@@ -11,6 +11,7 @@ The password (`pbkdf2_sha256$…`, `argon2$…`, `bcrypt$…`, …) is converted
 
 from __future__ import annotations
 
+import re
 from typing import Final
 
 from orchestrator.settings import SourceSettings
@@ -34,6 +35,8 @@ _ACCESS: Final = ("is_staff", "is_superuser", "groups")
 #: Fields of auth.user with no place in the import.
 _DROPPED: Final = frozenset({"last_login", "date_joined", "user_permissions"})
 _USED: Final = frozenset({*_PROFILE, *_ACCESS, "username", "is_active", "password"})
+#: Fields of a custom user model that may hold a secret: kept out of user_metadata.
+_SECRET_LOOKING: Final = re.compile(r"(?i)pass|pwd|salt|hash|secret|token")
 
 
 def convert(record: Record, stats: MappingStats, settings: SourceSettings) -> Converted:
@@ -65,7 +68,10 @@ def convert(record: Record, stats: MappingStats, settings: SourceSettings) -> Co
     extra = {
         name: value
         for name, value in fields.items()
-        if name not in _USED and name not in _DROPPED and present(value)
+        if name not in _USED
+        and name not in _DROPPED
+        and present(value)
+        and not _SECRET_LOOKING.search(name)  # never a hash into user_metadata: dropped, refused
     }
     if extra:
         user["user_metadata"] = extra

@@ -59,7 +59,7 @@ def convert(record: Record, stats: MappingStats, settings: SourceSettings) -> Co
             )
         if decoded:
             user["app_metadata"] = decoded
-    stats.drop((name for name in record if name not in _PASSWORD_FIELDS), _USED)
+    stats.drop(record, _USED | _PASSWORD_FIELDS)
     return Mapped(user, from_firebase(record).kind)
 
 

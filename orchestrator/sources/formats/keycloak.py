@@ -4,7 +4,9 @@ files `realm-users-N.json`, pretty-printed or compact.
 `id` becomes the user_id, `firstName`/`lastName` the given and family names (and the name),
 `enabled: false` blocks the user, `attributes` (each a list of values) go to user_metadata, realm
 roles, client roles and groups to app_metadata. The username is kept unless it is the email (a
-realm that logs in by email). Service accounts are clients, not people: skipped and counted.
+realm that logs in by email). Service accounts are clients, not people: skipped and counted. A
+user brokered from an identity provider (`federatedIdentities`) without a password signs in through
+that provider: rejected as `not_database_user`.
 Password credentials (PBKDF2, argon2) become PHC strings Auth0 checks (`sources.hashes`).
 """
 
@@ -27,7 +29,7 @@ from orchestrator.sources.formats.base import (
     present,
     set_flag,
 )
-from orchestrator.sources.hashes import from_keycloak
+from orchestrator.sources.hashes import NONE, from_keycloak
 
 _PROFILE: Final = {
     "id": "user_id",
@@ -38,7 +40,16 @@ _PROFILE: Final = {
 #: Keycloak's role and group lists -> app_metadata keys.
 _ACCESS: Final = {"realmRoles": "roles", "clientRoles": "client_roles", "groups": "groups"}
 _USED: Final = frozenset(
-    {*_PROFILE, *_ACCESS, "username", "emailVerified", "enabled", "attributes", "credentials"}
+    {
+        *_PROFILE,
+        *_ACCESS,
+        "username",
+        "emailVerified",
+        "enabled",
+        "attributes",
+        "credentials",
+        "federatedIdentities",
+    }
 )
 _SERVICE_ACCOUNT: Final = "serviceAccountClientId"
 
@@ -47,6 +58,17 @@ def convert(record: Record, stats: MappingStats, settings: SourceSettings) -> Co
     """One Keycloak user as an import user."""
     if present(record.get(_SERVICE_ACCOUNT)):
         return Skipped("service_account")
+    credential = from_keycloak(record.get("credentials"))
+    federated = record.get("federatedIdentities")
+    if credential.kind == NONE.kind and isinstance(federated, list) and federated:
+        first = federated[0] if isinstance(federated[0], dict) else {}
+        provider = first.get("identityProvider") or "an identity provider"
+        return Unmapped(
+            "not_database_user",
+            "/federatedIdentities",
+            f"a user of {provider} without a password: they sign in through {provider}; "
+            "connect it in Auth0 instead",
+        )
     user: User = {}
     copy_present(user, record, _PROFILE)
     name = full_name(record.get("firstName"), record.get("lastName"))
@@ -76,7 +98,6 @@ def convert(record: Record, stats: MappingStats, settings: SourceSettings) -> Co
     access = {target: record[source] for source, target in _ACCESS.items() if record.get(source)}
     if access:
         user["app_metadata"] = access
-    credential = from_keycloak(record.get("credentials"))
     user.update(credential.fields)
     stats.drop(record, _USED)
     return Mapped(user, credential.kind)
