@@ -204,6 +204,16 @@ def not_a_boolean(path: str, value: object) -> Unmapped:
     )
 
 
+def set_names(user: User, given: object, family: object, username: object) -> None:
+    """The display name made of the given and family names, and the username unless it is an
+    email address (a source that logs in by email copies the email there)."""
+    name = full_name(given, family)
+    if name is not None:
+        user["name"] = name
+    if present(username) and not looks_like_email(username):
+        user["username"] = username
+
+
 def full_name(*parts: object) -> str | None:
     """The display name made of the given name parts (None when there are none)."""
     words = [part.strip() for part in parts if isinstance(part, str) and part.strip()]

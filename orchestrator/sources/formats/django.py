@@ -23,8 +23,6 @@ from orchestrator.sources.formats.base import (
     Skipped,
     User,
     copy_present,
-    full_name,
-    looks_like_email,
     present,
     set_flag,
 )
@@ -49,12 +47,7 @@ def convert(record: Record, stats: MappingStats, settings: SourceSettings) -> Co
     if present(pk):
         user["user_id"] = str(pk)
     copy_present(user, fields, _PROFILE)
-    name = full_name(fields.get("first_name"), fields.get("last_name"))
-    if name is not None:
-        user["name"] = name
-    username = fields.get("username")
-    if present(username) and not looks_like_email(username):
-        user["username"] = username
+    set_names(user, fields.get("first_name"), fields.get("last_name"), fields.get("username"))
     problem = set_flag(user, "blocked", fields.get("is_active"), "/fields/is_active")
     if problem is not None:
         return problem

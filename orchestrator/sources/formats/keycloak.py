@@ -24,8 +24,6 @@ from orchestrator.sources.formats.base import (
     Unmapped,
     User,
     copy_present,
-    full_name,
-    looks_like_email,
     present,
     set_flag,
 )
@@ -71,12 +69,7 @@ def convert(record: Record, stats: MappingStats, settings: SourceSettings) -> Co
         )
     user: User = {}
     copy_present(user, record, _PROFILE)
-    name = full_name(record.get("firstName"), record.get("lastName"))
-    if name is not None:
-        user["name"] = name
-    username = record.get("username")
-    if present(username) and not looks_like_email(username):
-        user["username"] = username
+    set_names(user, record.get("firstName"), record.get("lastName"), record.get("username"))
     for source, target, invert in (
         ("emailVerified", "email_verified", False),
         ("enabled", "blocked", True),
