@@ -25,6 +25,7 @@ from orchestrator.sources.formats.base import (
     copy_present,
     present,
     set_flag,
+    set_names,
 )
 from orchestrator.sources.hashes import NONE, from_django
 
