@@ -297,17 +297,11 @@ def report(run_dir: Path, target: Callable[[], Target], events: EventSink) -> Ru
         ]
         if missing:
             tenant = target()
-            connection_id = tracker.manifest.settings.upload_settings().connection_id
+            upload = tracker.manifest.settings.upload_settings()
 
             async def fetch() -> None:
                 async with ApiClient(tenant.credentials, tenant.client, events=events) as client:
-                    uploader = Uploader(
-                        run_dir,
-                        tracker,
-                        client,
-                        UploadSettings(connection_id=connection_id),
-                        events=events,
-                    )
+                    uploader = Uploader(run_dir, tracker, client, upload, events=events)
                     for index in missing:
                         await uploader.save_errors(index)
 

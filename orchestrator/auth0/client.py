@@ -161,6 +161,12 @@ class ApiClient:
         return None if self._budget is None else self._budget.clock_offset
 
     @property
+    def server_clock_floor(self) -> float | None:
+        """The least the server's clock can be ahead of ours, over every answer so far (seconds;
+        negative: behind); None before any answer. Never above the true offset."""
+        return None if self._budget is None else self._budget.clock_floor
+
+    @property
     def token_requests(self) -> int:
         """Client-credentials grants requested so far."""
         return self._tokens.grants

@@ -19,6 +19,7 @@ from orchestrator.cli.render import (
     render_plan,
     render_progress,
     render_report,
+    render_resolved,
     render_sync_counts,
     render_sync_summary,
 )
@@ -34,8 +35,11 @@ TEXT_EVENTS: Final = {
     "slot_wait": "chunk {chunk}: every job slot is taken, waiting {seconds:.1f} s",
     "slots_discovered": "the tenant allows {job_slots} import jobs at once",
     "rate_limit_wait": "rate limit reached, waiting {seconds:.1f} s",
-    "ambiguous_resubmission": "chunk {chunk}: the previous submission may have created a job "
-    "({external_id}); submitting again",
+    "unknown_outcome": "chunk {chunk}: {detail}; whether its {users} users were imported is "
+    "unknown: looking them up before sending any again",
+    "outcome_unresolved": "chunk {chunk}: {detail}; it is not sent again (see the report)",
+    "duplicates_unchecked": "chunk {chunk}: {users} DUPLICATED_USER failure(s) not checked: "
+    "{detail}",
     "errors_unavailable": "chunk {chunk}: per-user errors not fetched: {detail}",
     "progress": "{chunks_done}/{chunks} chunks done, {active} active; {inserted} inserted, "
     "{updated} updated, {failed} failed; {rate}",
@@ -47,12 +51,15 @@ TEXT_BLOCKS: Final[dict[str, Callable[[Mapping[str, object]], str]]] = {
     "run_summary": render_report,
     "night_summary": render_sync_summary,
     "diff_progress": render_diff_progress,
+    "resolved": render_resolved,
     "sync_classified": lambda counts: render_sync_counts(
         counts, title=f"sync {str(counts.get('run_dir', '')).rsplit('/', 1)[-1]}: tonight's export"
     ),
 }
 #: Events still shown with --quiet: the ones that need a person's attention.
-ALWAYS: Final = frozenset({"chunk_failed", "errors_unavailable"})
+ALWAYS: Final = frozenset(
+    {"chunk_failed", "errors_unavailable", "outcome_unresolved", "duplicates_unchecked"}
+)
 #: Events sent often; shown at most every `progress_every` seconds (or drawn live on a terminal).
 THROTTLED: Final = frozenset({"progress", "diff_progress"})
 #: In text mode on a terminal, job-by-job lines are left to the live block.

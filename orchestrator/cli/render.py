@@ -106,6 +106,13 @@ def render_report(report: Mapping[str, object]) -> str:
         lines.append(
             f"  users rejected before upload, with their reasons: {run_dir}/rejects.ndjson"
         )
+    lines.extend(_resolutions(report.get("resolutions")))
+    unknown = report.get("unknown")
+    if isinstance(unknown, list):
+        for item in unknown:
+            lines.append(
+                f"  unknown: chunk {item['chunk']} ({item['external_id']}): {item['detail']}"
+            )
     unfinished = report["unfinished_chunks"]
     if isinstance(unfinished, list) and unfinished:
         lines.append(
@@ -113,7 +120,27 @@ def render_report(report: Mapping[str, object]) -> str:
             f"({_int(report['users_in_failed_chunks']):,} users in failed chunks): "
             f"run `{report['next_step']}` to continue"
         )
+    elif report.get("next_step"):
+        lines.append(f"  next step: {report['next_step']}")
     return "\n".join(lines)
+
+
+def _resolutions(resolutions: object) -> list[str]:
+    """One line per resolution (the first few; report.json lists them all)."""
+    if not isinstance(resolutions, list) or not resolutions:
+        return []
+    lines = [f"  outcomes resolved from the tenant {len(resolutions):>4,}"]
+    for item in resolutions[:_SHOWN]:
+        what = (
+            f"{item['found']} of {item['looked_up']} DUPLICATED_USER failures imported earlier"
+            if item["kind"] == "duplicates"
+            else f"{item['found']} of {item['looked_up']} looked up found, "
+            f"{item['resent']:,} sent again"
+        )
+        lines.append(f"    chunk {item['chunk']}: {what}")
+    if len(resolutions) > _SHOWN:
+        lines.append(f"    ... {len(resolutions) - _SHOWN} more in report.json")
+    return lines
 
 
 def render_status(summary: Mapping[str, object]) -> str:
@@ -242,6 +269,21 @@ def render_progress(fields: Mapping[str, object]) -> list[str]:
             f"in flight: {flight}"
         ),
     ]
+
+
+def render_resolved(fields: Mapping[str, object]) -> str:
+    """A `resolved` event: what the tenant said of users whose job was never seen."""
+    found, looked_up = _int(fields.get("found")), _int(fields.get("looked_up"))
+    if fields.get("duplicates"):
+        return (
+            f"chunk {fields['chunk']}: {found} of its {looked_up} DUPLICATED_USER failures are "
+            "users an earlier submission of it imported: counted imported, not failed"
+        )
+    line = f"chunk {fields['chunk']}: {found} of {looked_up} users looked up are in the tenant"
+    resent = _int(fields.get("resent"))
+    if resent:
+        return line + f"; sending the {resent:,} missing again"
+    return line + "; nothing is sent again"
 
 
 def duration(seconds: float) -> str:
