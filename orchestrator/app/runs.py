@@ -207,6 +207,16 @@ def upload_and_report(
     """Send every unfinished chunk of the run, then write its report; closes the tracker."""
     try:
         verify_chunk_files(run_dir, tracker.manifest)
+        credentials = target.credentials
+        check_tenant(tracker.manifest, target, run_dir)
+        recorded = tracker.manifest.tenant
+        if recorded is not None and recorded.base_url != credentials.base_url:
+            info(
+                events,
+                f"{run_dir} was sent through {recorded.base_url}; now through "
+                f"{credentials.base_url} (the same tenant)",
+            )
+        tracker.record_tenant(credentials.audience, credentials.base_url)
         retried = tracker.reset_failed()
         if retried:
             info(events, f"{retried} chunk(s) failed before: trying them again")
@@ -228,6 +238,28 @@ def upload_and_report(
     report = build_report(run_dir, tracker.manifest)
     write_report(run_dir, report)
     return RunResult(report_outcome(report), run_dir, report)
+
+
+def check_tenant(manifest: Manifest, target: Target, run_dir: Path) -> None:
+    """A run sends to one tenant: refuse credentials of another.
+
+    Raises:
+        RunDirError: the run directory records another tenant (one line: both, what to do).
+    """
+    recorded = manifest.tenant
+    mine = target.credentials.audience
+    if recorded is not None and recorded.audience != mine:
+        raise RunDirError(
+            f"{run_dir} was sent to the tenant {_tenant_name(recorded.audience)}, not "
+            f"{_tenant_name(mine)}: use that tenant's credentials (AUTH0_DOMAIN and its "
+            "client or token), or a new --run-dir for this tenant"
+        )
+
+
+def _tenant_name(audience: str) -> str:
+    """The tenant's domain, from its Management API audience (https://DOMAIN/api/v2/)."""
+    name = audience.removeprefix("https://").removeprefix("http://")
+    return name.removesuffix("/").removesuffix("/api/v2")
 
 
 async def _upload(
@@ -297,6 +329,7 @@ def report(run_dir: Path, target: Callable[[], Target], events: EventSink) -> Ru
         ]
         if missing:
             tenant = target()
+            check_tenant(tracker.manifest, tenant, run_dir)
             upload = tracker.manifest.settings.upload_settings()
 
             async def fetch() -> None:
@@ -326,6 +359,7 @@ def status(run_dir: Path, target: Target | None) -> StatusResult:
     manifest = load_manifest(run_dir)
     live: dict[str, str] = {}
     if target is not None:
+        check_tenant(manifest, target, run_dir)
         live = run_async(lambda: _live_states(manifest, target))
     return StatusResult(status_summary(manifest, live))
 
