@@ -52,14 +52,14 @@ class ChunkWriter:
 
     def __call__(self, chunk: PackedChunk) -> WrittenChunk:
         if not self._writers:
-            self._writers = [
-                threading.Thread(
+            for _ in range(self.WRITERS):
+                writer = threading.Thread(
                     target=self._write_all, name="orchestrator-chunk-writer", daemon=True
                 )
-                for _ in range(self.WRITERS)
-            ]
-            for writer in self._writers:
                 writer.start()
+                # Listed once started: an interrupt in between leaves nothing for close() to join
+                # that never ran.
+                self._writers.append(writer)
         started = time.perf_counter()
         self._to_write.put((chunk.index, chunk.body))  # waits only while the queue is full
         self.waited_s += time.perf_counter() - started
