@@ -252,25 +252,6 @@ def render_diff_progress(counts: Mapping[str, object]) -> str:
     )
 
 
-def render_progress(fields: Mapping[str, object]) -> list[str]:
-    """The live block: chunks, users, rate and ETA, and the jobs in flight."""
-    eta = fields.get("eta_seconds")
-    eta_text = duration(eta) if isinstance(eta, int | float) else "after the first job"
-    jobs = fields.get("jobs_in_flight") or []
-    flight = ", ".join(str(job) for job in jobs) if isinstance(jobs, list) and jobs else "none"
-    return [
-        (
-            f"chunks  {fields['chunks_done']}/{fields['chunks']} done, {fields['active']} active, "
-            f"{fields.get('chunks_failed', 0)} failed    users  {_int(fields['inserted']):,} "
-            f"inserted, {_int(fields['updated']):,} updated, {_int(fields['failed']):,} failed"
-        ),
-        (
-            f"rate    {_int(fields['users_per_hour']):,} users/hour    ETA {eta_text}    "
-            f"in flight: {flight}"
-        ),
-    ]
-
-
 def render_resolved(fields: Mapping[str, object]) -> str:
     """A `resolved` event: what the tenant said of users whose job was never seen."""
     found, looked_up = _int(fields.get("found")), _int(fields.get("looked_up"))
