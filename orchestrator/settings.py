@@ -261,6 +261,12 @@ class UploadSettings:
         post_grace: how long an interrupted run still waits for the answer to a POST already sent.
         post_retry_initial, post_retry_max: backoff between submissions of one chunk.
         poll: the polling delays.
+        resolve_sample: users looked up first when a job's outcome is unknown (all of them
+            unless none of the sample is in the tenant).
+        resolve_tolerance: seconds before a chunk's first submission (carried to the service's
+            clock by the least offset its answers allow) that a user's creation may be and still
+            count as that chunk's, for clocks that drift.
+        lookup_concurrency: user lookups in flight at once (the request budget sets the pace).
     """
 
     connection_id: str
@@ -277,6 +283,9 @@ class UploadSettings:
     post_retry_initial: float = 0.5
     post_retry_max: float = 30.0
     poll: PollTiming = field(default_factory=PollTiming)
+    resolve_sample: int = 5
+    resolve_tolerance: float = 0.25
+    lookup_concurrency: int = 4
 
     def __post_init__(self) -> None:
         _require(
@@ -289,6 +298,9 @@ class UploadSettings:
         _whole("max_attempts", self.max_attempts, 1, 100)
         _whole("max_post_failures", self.max_post_failures, 1)
         _whole("max_poll_failures", self.max_poll_failures, 1)
+        _whole("resolve_sample", self.resolve_sample, 1)
+        _whole("lookup_concurrency", self.lookup_concurrency, 1)
+        _seconds("resolve_tolerance", self.resolve_tolerance, inclusive=True)
         for name in (
             "job_timeout",
             "slot_wait_initial",

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from orchestrator.app.loop import run_async
-from orchestrator.app.runs import RunResult
+from orchestrator.app.runs import RunResult, check_tenant
 from orchestrator.app.target import Target
 from orchestrator.auth0.client import ApiClient
 from orchestrator.auth0.credentials import LoginClient
@@ -70,12 +70,13 @@ def verify(
     """Look a random sample of the run's imported users up and compare their profiles.
 
     Raises:
-        RunDirError: no run there, or one that never sent anything.
+        RunDirError: no run there, one that never sent anything, or one sent to another tenant.
         ConfigError: the token lacks read:users (nothing can be verified).
     """
     manifest = load_manifest(run_dir)
     if manifest.settings.connection_id is None:
         raise RunDirError(f"{run_dir} was planned but never run: there is nothing to verify")
+    check_tenant(manifest, target, run_dir)
     return _verify(run_dir, manifest, target, settings, events)
 
 

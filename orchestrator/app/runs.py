@@ -7,6 +7,7 @@ is rebuilt from the run directory.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from orchestrator.errors import (
     Interrupted,
     RequestRejectedError,
     RunDirError,
+    RunStopped,
 )
 from orchestrator.events import EventSink, info
 from orchestrator.outcomes import Outcome
@@ -204,30 +206,100 @@ def resume(
 def upload_and_report(
     run_dir: Path, tracker: Tracker, target: Target, events: EventSink
 ) -> RunResult:
-    """Send every unfinished chunk of the run, then write its report; closes the tracker."""
+    """Send every unfinished chunk of the run, then write its report; closes the tracker.
+
+    Raises:
+        RunDirError: a chunk file changed, or the run sends to another tenant (nothing sent now).
+        ConfigError: the service refused the run before any job of it existed.
+        RunStopped: the run stopped unfinished after something was sent (the disk filled up, a
+            chunk file changed mid-run, ...): never "could not start", whatever the cause.
+    """
     try:
-        verify_chunk_files(run_dir, tracker.manifest)
-        retried = tracker.reset_failed()
-        if retried:
-            info(events, f"{retried} chunk(s) failed before: trying them again")
-        upload = tracker.manifest.settings.upload_settings()
-        sent_before = anything_sent(tracker.manifest)
-        try:
-            run_async(lambda: _upload(run_dir, tracker, target, upload, events))
-        except (AuthError, RequestRejectedError) as exc:
-            if not sent_before and not any(
-                a.job_id for c in tracker.manifest.chunks for a in c.attempts
-            ):
-                # Nothing was imported: the run could not start.
-                raise ConfigError(str(exc)) from exc
-            raise
-        except Interrupted as stop:
-            return RunResult(Outcome.INTERRUPTED, run_dir, active_jobs=stop.active_jobs)
-    finally:
+        stopped = _send(run_dir, tracker, target, events)
+    except BaseException:
+        with contextlib.suppress(RunDirError):
+            tracker.close()  # the first error says what happened
+        raise
+    try:
         tracker.close()
-    report = build_report(run_dir, tracker.manifest)
-    write_report(run_dir, report)
+        if stopped is not None:
+            return RunResult(Outcome.INTERRUPTED, run_dir, active_jobs=stopped.active_jobs)
+        report = build_report(run_dir, tracker.manifest)
+        write_report(run_dir, report)
+    except (RunDirError, OSError) as exc:
+        if not anything_sent(tracker.manifest):
+            raise
+        raise RunStopped(
+            f"{_reason(exc)}; what was sent is recorded: fix that, then "
+            f"`orchestrator resume --run-dir {run_dir}`"
+        ) from exc
     return RunResult(report_outcome(report), run_dir, report)
+
+
+def _send(run_dir: Path, tracker: Tracker, target: Target, events: EventSink) -> Interrupted | None:
+    """The upload itself; returns the interruption that stopped it, if one did."""
+    verify_chunk_files(run_dir, tracker.manifest)
+    credentials = target.credentials
+    check_tenant(tracker.manifest, target, run_dir)
+    recorded = tracker.manifest.tenant
+    if recorded is not None and recorded.base_url != credentials.base_url:
+        info(
+            events,
+            f"{run_dir} was sent through {recorded.base_url}; now through "
+            f"{credentials.base_url} (the same tenant)",
+        )
+    tracker.record_tenant(credentials.audience, credentials.base_url)
+    retried = tracker.reset_failed()
+    if retried:
+        info(events, f"{retried} chunk(s) failed before: trying them again")
+    upload = tracker.manifest.settings.upload_settings()
+    sent_before = anything_sent(tracker.manifest)
+    try:
+        run_async(lambda: _upload(run_dir, tracker, target, upload, events))
+    except (AuthError, RequestRejectedError) as exc:
+        if not sent_before and not any(
+            a.job_id for c in tracker.manifest.chunks for a in c.attempts
+        ):
+            # Nothing was imported: the run could not start.
+            raise ConfigError(str(exc)) from exc
+        raise
+    except (ConfigError, RunDirError) as exc:
+        if not anything_sent(tracker.manifest):
+            raise
+        # Something was sent: whatever went wrong, the run is stopped unfinished, not unstarted.
+        raise RunStopped(str(exc)) from exc
+    except Interrupted as stop:
+        return stop
+    return None
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError):
+        where = f" {exc.filename}" if exc.filename else ""
+        return f"cannot write{where}: {exc.strerror or exc}"
+    return str(exc)
+
+
+def check_tenant(manifest: Manifest, target: Target, run_dir: Path) -> None:
+    """A run sends to one tenant: refuse credentials of another.
+
+    Raises:
+        RunDirError: the run directory records another tenant (one line: both, what to do).
+    """
+    recorded = manifest.tenant
+    mine = target.credentials.audience
+    if recorded is not None and recorded.audience != mine:
+        raise RunDirError(
+            f"{run_dir} was sent to the tenant {_tenant_name(recorded.audience)}, not "
+            f"{_tenant_name(mine)}: use that tenant's credentials (AUTH0_DOMAIN and its "
+            "client or token), or a new --run-dir for this tenant"
+        )
+
+
+def _tenant_name(audience: str) -> str:
+    """The tenant's domain, from its Management API audience (https://DOMAIN/api/v2/)."""
+    name = audience.removeprefix("https://").removeprefix("http://")
+    return name.removesuffix("/").removesuffix("/api/v2")
 
 
 async def _upload(
@@ -249,7 +321,10 @@ async def _upload(
             await uploader.run()
             tasks.cancel_scope.cancel()
         if signals.stopped:
-            raise Interrupted(len(uploader.active_jobs))
+            # The jobs whose id is on disk and whose end was not seen: a POST answered just as
+            # the signal came is recorded, though its worker never got to count it.
+            running = [c for c in tracker.manifest.chunks if c.status in ("pending", "processing")]
+            raise Interrupted(len(running))
 
 
 def _progress(manifest: Manifest, uploader: Uploader, started: float) -> dict[str, object]:
@@ -297,17 +372,12 @@ def report(run_dir: Path, target: Callable[[], Target], events: EventSink) -> Ru
         ]
         if missing:
             tenant = target()
-            connection_id = tracker.manifest.settings.upload_settings().connection_id
+            check_tenant(tracker.manifest, tenant, run_dir)
+            upload = tracker.manifest.settings.upload_settings()
 
             async def fetch() -> None:
                 async with ApiClient(tenant.credentials, tenant.client, events=events) as client:
-                    uploader = Uploader(
-                        run_dir,
-                        tracker,
-                        client,
-                        UploadSettings(connection_id=connection_id),
-                        events=events,
-                    )
+                    uploader = Uploader(run_dir, tracker, client, upload, events=events)
                     for index in missing:
                         await uploader.save_errors(index)
 
@@ -332,6 +402,7 @@ def status(run_dir: Path, target: Target | None) -> StatusResult:
     manifest = load_manifest(run_dir)
     live: dict[str, str] = {}
     if target is not None:
+        check_tenant(manifest, target, run_dir)
         live = run_async(lambda: _live_states(manifest, target))
     return StatusResult(status_summary(manifest, live))
 

@@ -23,6 +23,9 @@ from orchestrator.settings import ClientSettings
 
 #: Below this, x-ratelimit-reset cannot be a UNIX time (2001-09-09): read it as seconds from now.
 _EPOCH_FLOOR: Final = 1e9
+#: An answer's offset bound this far below the others is a clock that was stepped, not noise (the
+#: bounds of one clock pair differ by a second and the latency at most).
+_CLOCK_STEP: Final = 5.0
 
 
 def limiter_shape(max_rps: float) -> tuple[float, float]:
@@ -42,6 +45,9 @@ class RequestBudget:
 
     Attributes:
         clock_offset: the server's clock minus ours (seconds), from the latest Date header.
+        clock_floor: the greatest lower bound of that offset over every answer so far: never
+            above the true offset, and within a few milliseconds of it after a few dozen answers
+            (each Date is whole seconds, stamped at some point of its exchange).
         waited_seconds: seconds requests spent waiting here, summed over requests.
     """
 
@@ -55,6 +61,7 @@ class RequestBudget:
         # one that received it.
         self._not_before = 0.0
         self.clock_offset: float | None = None
+        self.clock_floor: float | None = None
         self.waited_seconds = 0.0
 
     async def wait(self) -> None:
@@ -79,6 +86,12 @@ class RequestBudget:
         """
         if answer.clock_offset is not None:
             self.clock_offset = answer.clock_offset
+        floor = answer.clock_floor
+        if floor is not None:
+            known = self.clock_floor
+            # A bound far below the others means one of the clocks was stepped: start again.
+            stepped = known is not None and floor < known - _CLOCK_STEP
+            self.clock_floor = floor if known is None or stepped else max(known, floor)
         if not limited and (answer.remaining or "").strip() != "0":
             return None
         asked = server_wait(

@@ -7,6 +7,7 @@ translation of HTTP statuses into `orchestrator.errors`. The road itself is `htt
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import re
 from collections.abc import Callable, Mapping
@@ -54,6 +55,10 @@ _ACTIVE_JOBS: Final = re.compile(r"there are (\d+) active", re.IGNORECASE)
 _MESSAGE_LIMIT: Final = 300
 #: Control characters (C0, DEL, C1) in text a server sent: never echoed to a terminal as they are.
 _CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
+#: A bearer credential quoted in text: "Bearer <token>" (what follows the word is redacted).
+_BEARER: Final = re.compile(r"(\bBearer\s+)(?!\[redacted\])[^\s\"',;)]+", re.IGNORECASE)
+#: A JSON Web Token, whole or cut short (its header always starts with eyJ, base64 of '{"').
+_JWT: Final = re.compile(r"\beyJ[A-Za-z0-9_-]{8,}(?:\.[A-Za-z0-9_-]*){0,2}")
 _SCOPE_HELP: Final = (
     "grant the missing scope to the application in the Auth0 dashboard (APIs > Auth0 Management "
     "API > Machine to Machine Applications; the tool needs create:users, read:users and "
@@ -163,6 +168,12 @@ class ApiClient:
         return None if self._budget is None else self._budget.clock_offset
 
     @property
+    def server_clock_floor(self) -> float | None:
+        """The least the server's clock can be ahead of ours, over every answer so far (seconds;
+        negative: behind); None before any answer. Never above the true offset."""
+        return None if self._budget is None else self._budget.clock_floor
+
+    @property
     def token_requests(self) -> int:
         """Client-credentials grants requested so far."""
         return self._tokens.grants
@@ -196,7 +207,7 @@ class ApiClient:
             payload_type=content_type(boundary),
             idempotent=False,
         )
-        return _job_info("POST", IMPORTS_PATH, answer)
+        return self._shown_job(_job_info("POST", IMPORTS_PATH, answer))
 
     async def get_job(self, job_id: str) -> JobInfo:
         """GET /api/v2/jobs/{id}, retried on transport errors, 5xx and rate limits.
@@ -205,7 +216,7 @@ class ApiClient:
             RequestRejectedError: 404 when the job does not exist (or was deleted after 24 h).
         """
         path = f"{JOBS_PATH}/{_segment(job_id)}"
-        return _job_info("GET", path, await self._call("GET", path))
+        return self._shown_job(_job_info("GET", path, await self._call("GET", path)))
 
     async def get_job_errors(self, job_id: str) -> list[UserError] | JobInfo | None:
         """GET /api/v2/jobs/{id}/errors.
@@ -219,10 +230,17 @@ class ApiClient:
         if answer.status == 204 or answer.body is None:
             return None
         if isinstance(answer.body, dict):
-            return _job_info("GET", path, answer)
+            return self._shown_job(_job_info("GET", path, answer))
         if not isinstance(answer.body, list):
             raise _malformed("GET", path, answer.status, "a list of user errors")
-        return [_user_error("GET", path, answer.status, item) for item in answer.body]
+        errors = [_user_error("GET", path, answer.status, item) for item in answer.body]
+        return [
+            UserError(
+                user=error.user,
+                errors=[{k: self.shown(v) for k, v in e.items()} for e in error.errors],
+            )
+            for error in errors
+        ]
 
     async def get_connection(self, connection_id: str) -> dict[str, object]:
         """GET /api/v2/connections/{id}: the connection object as the service returns it."""
@@ -369,10 +387,11 @@ class ApiClient:
             if parsed is _UNREADABLE:
                 raise _malformed(method, path, status, "JSON")
             return _Answer(status, parsed)
-        body = (
-            self.shown(raw.content.decode("utf-8", "replace")) if parsed is _UNREADABLE else parsed
+        # Scrubbed whole, before any of it is cut short: a cut secret no longer matches itself.
+        body = _scrubbed_body(
+            raw.content.decode("utf-8", "replace") if parsed is _UNREADABLE else parsed, self.shown
         )
-        message = self.shown(_service_message(body))
+        message = _service_message(body)
         slots = status == 429 and SLOTS_BUSY_MARKER in message.lower()
         wait = self._budget.note(method, path, raw, limited=status == 429 and not slots)
         raise self._status_error(method, path, raw, body, message, wait, authorize)
@@ -391,8 +410,6 @@ class ApiClient:
         status = raw.status
         where = f"{method} {path} -> {status}: {message}"
         url = self._credentials.base_url + path
-        # The body goes with the exception: scrub what the service may have echoed back.
-        body = _scrubbed_body(body, self.shown)
 
         def error(cls: type[ApiStatusError], text: str) -> ApiStatusError:
             return cls(text, status=status, body=body, method=method, url=url)
@@ -459,12 +476,25 @@ class ApiClient:
             scope=scope if isinstance(scope, str) else None,
         )
 
+    def _shown_job(self, job: JobInfo) -> JobInfo:
+        """The job with the text the service wrote in it (status_details) fit to show."""
+        if job.status_details is None:
+            return job
+        return dataclasses.replace(job, status_details=self.shown(job.status_details))
+
     def shown(self, text: str) -> str:
         """`text` from the service, fit to show: secrets it echoed and control characters removed."""
         for secret in (*self._credentials.secrets, self._tokens.held):
             if secret:
                 text = text.replace(secret, "[redacted]")
-        return _CONTROL.sub(" ", text)
+        # Whatever else looks like a credential: another token, or one the service cut short.
+        text = _BEARER.sub(r"\1[redacted]", text)
+        return printable(_JWT.sub("[redacted]", text))
+
+
+def printable(text: str) -> str:
+    """`text` with its control characters (C0, DEL, C1) replaced: a terminal shows it as text."""
+    return _CONTROL.sub(" ", text)
 
 
 def _scrubbed_body(body: object, shown: Callable[[str], str]) -> object:

@@ -27,6 +27,8 @@ class RawAnswer:
 
     Attributes:
         clock_offset: the server's clock minus ours, from its Date header (None without one).
+        clock_floor: the least that offset can be, given when we sent and received the exchange
+            (the Date has whole seconds and was stamped in between): never above the true offset.
     """
 
     status: int
@@ -35,6 +37,7 @@ class RawAnswer:
     remaining: str | None
     reset: str | None
     clock_offset: float | None
+    clock_floor: float | None = None
 
 
 class HttpSession:
@@ -95,14 +98,18 @@ class HttpSession:
                 allow_redirects=False,  # a redirect would carry the token elsewhere
             ) as response:
                 content = await response.read()
+                received = time.time()
                 h = response.headers
+                offset = clock_offset(h.get("Date"), received)
                 return RawAnswer(
                     status=response.status,
                     content=content,
                     retry_after=h.get("Retry-After"),
                     remaining=h.get("X-RateLimit-Remaining"),
                     reset=h.get("X-RateLimit-Reset"),
-                    clock_offset=clock_offset(h.get("Date"), time.time()),
+                    clock_offset=offset,
+                    # The server stamped a time >= its Date no later than we received the answer.
+                    clock_floor=None if offset is None else offset - 0.5,
                 )
 
 

@@ -1,27 +1,36 @@
 """What a command tells the person or the scheduler watching it: events, progress, the summary.
 
-Text for people on a terminal, with a live status block redrawn in place; one JSON object per line
-(`--log-format json`, or whenever stdout is not a terminal) for cron and log shippers. No other module
-prints. Events carry chunk numbers, job ids, counts and messages, never tokens or users.
+Text for people on a terminal, with a live view under the event lines (`rich`: a bar of users, the
+rate and ETA, one line per job in flight); one JSON object per line (`--log-format json`, or whenever
+stdout is not a terminal) for cron and log shippers. No other module prints. Events carry chunk
+numbers, job ids, counts and messages, never tokens or users.
 """
 
 from __future__ import annotations
 
+import atexit
 import sys
 import time
 from collections.abc import Callable, Mapping
-from typing import Final, TextIO
+from typing import TYPE_CHECKING, Final, TextIO
 
 import orjson
 
 from orchestrator.cli.render import (
+    duration,
     render_diff_progress,
     render_plan,
-    render_progress,
     render_report,
+    render_resolved,
     render_sync_counts,
     render_sync_summary,
 )
+
+if TYPE_CHECKING:  # rich is imported only when a terminal shows the live view
+    from rich.console import Console
+    from rich.live import Live
+    from rich.progress import Progress, TaskID
+    from rich.text import Text
 
 #: Events worth a line in text mode (JSON mode prints every event).
 TEXT_EVENTS: Final = {
@@ -34,8 +43,11 @@ TEXT_EVENTS: Final = {
     "slot_wait": "chunk {chunk}: every job slot is taken, waiting {seconds:.1f} s",
     "slots_discovered": "the tenant allows {job_slots} import jobs at once",
     "rate_limit_wait": "rate limit reached, waiting {seconds:.1f} s",
-    "ambiguous_resubmission": "chunk {chunk}: the previous submission may have created a job "
-    "({external_id}); submitting again",
+    "unknown_outcome": "chunk {chunk}: {detail}; whether its {users} users were imported is "
+    "unknown: looking them up before sending any again",
+    "outcome_unresolved": "chunk {chunk}: {detail}; it is not sent again (see the report)",
+    "duplicates_unchecked": "chunk {chunk}: {users} DUPLICATED_USER failure(s) not checked: "
+    "{detail}",
     "errors_unavailable": "chunk {chunk}: per-user errors not fetched: {detail}",
     "progress": "{chunks_done}/{chunks} chunks done, {active} active; {inserted} inserted, "
     "{updated} updated, {failed} failed; {rate}",
@@ -47,15 +59,18 @@ TEXT_BLOCKS: Final[dict[str, Callable[[Mapping[str, object]], str]]] = {
     "run_summary": render_report,
     "night_summary": render_sync_summary,
     "diff_progress": render_diff_progress,
+    "resolved": render_resolved,
     "sync_classified": lambda counts: render_sync_counts(
         counts, title=f"sync {str(counts.get('run_dir', '')).rsplit('/', 1)[-1]}: tonight's export"
     ),
 }
 #: Events still shown with --quiet: the ones that need a person's attention.
-ALWAYS: Final = frozenset({"chunk_failed", "errors_unavailable"})
+ALWAYS: Final = frozenset(
+    {"chunk_failed", "errors_unavailable", "outcome_unresolved", "duplicates_unchecked"}
+)
 #: Events sent often; shown at most every `progress_every` seconds (or drawn live on a terminal).
 THROTTLED: Final = frozenset({"progress", "diff_progress"})
-#: In text mode on a terminal, job-by-job lines are left to the live block.
+#: In text mode on a terminal, job-by-job lines are left to the live view.
 QUIET_ON_TERMINAL: Final = frozenset({"job_submitted"})
 
 
@@ -65,7 +80,7 @@ class EventLog:
     Args:
         json_lines: one JSON object per event on `out`; otherwise text on `err`.
         quiet: only the summary and what needs attention.
-        live: redraw a status block in place on `err` (a terminal, text mode).
+        live: show the live view on `err` (a terminal, text mode); text lines appear above it.
         progress_every: seconds between two throttled events when not live.
     """
 
@@ -85,8 +100,7 @@ class EventLog:
         self.progress_every = progress_every
         self._out = out
         self._err = err
-        self._block_lines = 0
-        self._block: list[str] = []
+        self._view: LiveView | None = None
         # The first throttled line of each kind after one interval.
         self._last: dict[str, float] = dict.fromkeys(THROTTLED, time.monotonic())
 
@@ -110,8 +124,7 @@ class EventLog:
             return
         if name in THROTTLED:
             if name == "progress" and self.live:
-                self._block = render_progress(fields)
-                self._redraw()
+                self._live_view().update(fields)
                 return
             now = time.monotonic()
             if now - self._last[name] < self.progress_every:
@@ -126,7 +139,7 @@ class EventLog:
             return
         block = TEXT_BLOCKS.get(name)
         if block is not None:
-            self._write_above_block(block(fields))
+            self._write(block(fields))
             return
         template = TEXT_EVENTS.get(name)
         if template is None:
@@ -135,14 +148,14 @@ class EventLog:
             line = template.format(**fields)
         except (KeyError, ValueError):
             line = f"{name} {dict(fields)}"
-        self._write_above_block(line)
+        self._write(line)
 
     def close_live(self) -> None:
-        """Take the status block away: the summary that follows says it all."""
-        if self.live:
-            self._clear_block()
-            self._block = []
-            self._err.flush()
+        """Take the live view away: the summary that follows says it all."""
+        view, self._view = self._view, None
+        if view is not None:
+            view.stop()
+        self._err.flush()
 
     def summary(self, text: str, data: Mapping[str, object]) -> None:
         """The closing summary: text on stdout, or one `summary` JSON object."""
@@ -154,25 +167,99 @@ class EventLog:
         self._out.flush()
 
     def error(self, text: str) -> None:
-        """An error line on stderr (never hidden by --quiet); the live block first goes away."""
+        """An error line on stderr (never hidden by --quiet); the live view first goes away."""
         self.close_live()
         self._err.write(text + "\n")
         self._err.flush()
 
-    def _write_above_block(self, text: str) -> None:
-        self._clear_block()
-        self._err.write(text + "\n")
-        self._redraw()
+    def _write(self, text: str) -> None:
+        if self._view is not None:
+            self._view.print(text)
+        else:
+            self._err.write(text + "\n")
+            self._err.flush()
 
-    def _clear_block(self) -> None:
-        if self._block_lines:
-            # Up to the block's first line, then clear to the end of the screen.
-            self._err.write(f"\x1b[{self._block_lines}F\x1b[J")
-            self._block_lines = 0
+    def _live_view(self) -> LiveView:
+        if self._view is None:
+            self._view = LiveView(self._err, redirect=self._err is sys.stderr)
+            # Whatever ends the process, the terminal gets its cursor back.
+            atexit.register(self.close_live)
+        return self._view
 
-    def _redraw(self) -> None:
-        if self.live and self._block:
-            self._clear_block()
-            self._err.write("\n".join(self._block) + "\n")
-            self._block_lines = len(self._block)
-        self._err.flush()
+
+class LiveView:
+    """The live view of a run on a terminal, drawn with `rich` under the lines of events.
+
+    `rich` replaces a hand-written redraw: it measures what it drew (wide characters, wrapped
+    lines, a resized terminal) and prints event lines above the view without tearing it, which
+    counting lines and moving the cursor by hand did not do reliably.
+
+    Args:
+        err: where it is drawn (a terminal; tests give a StringIO).
+        redirect: let other writes to sys.stderr appear above the view.
+    """
+
+    def __init__(self, err: TextIO, *, redirect: bool = False) -> None:
+        from rich.console import Console, Group
+        from rich.live import Live
+        from rich.progress import BarColumn, Progress, TextColumn
+        from rich.text import Text
+
+        self._console: Console = Console(
+            file=err, force_terminal=True, highlight=False, markup=False, emoji=False
+        )
+        self._progress: Progress = Progress(
+            TextColumn("users  "),
+            BarColumn(),
+            TextColumn("{task.fields[count]}  {task.fields[rate]}  ETA {task.fields[eta]}"),
+            console=self._console,
+            auto_refresh=False,
+        )
+        self._task: TaskID = self._progress.add_task(
+            "users", total=None, count="", rate="", eta="after the first job"
+        )
+        self._chunks: Text = Text()
+        self._jobs: Text = Text()
+        self._live: Live = Live(
+            Group(self._chunks, self._progress, self._jobs),
+            console=self._console,
+            auto_refresh=False,
+            transient=True,
+            redirect_stdout=False,
+            redirect_stderr=redirect,
+        )
+        self._live.start()
+
+    def update(self, fields: Mapping[str, object]) -> None:
+        """Redraw from a `progress` event's fields."""
+        eta = fields.get("eta_seconds")
+        done, total = _count(fields.get("users_done")), _count(fields.get("users"))
+        self._progress.update(
+            self._task,
+            total=total or None,
+            completed=done,
+            count=f"{done:,}/{total:,}",
+            rate=f"{_count(fields.get('users_per_hour')):,} users/hour",
+            eta=duration(eta) if isinstance(eta, int | float) else "after the first job",
+        )
+        self._chunks.plain = (
+            f"chunks  {fields.get('chunks_done', 0)}/{fields.get('chunks', 0)} done, "
+            f"{fields.get('active', 0)} active, {fields.get('chunks_failed', 0)} failed\n"
+            f"result  {_count(fields.get('inserted')):,} inserted, "
+            f"{_count(fields.get('updated')):,} updated, {_count(fields.get('failed')):,} failed"
+        )
+        jobs = fields.get("jobs_in_flight")
+        listed = [str(job) for job in jobs] if isinstance(jobs, list) else []
+        self._jobs.plain = "\n".join(f"in flight: {job}" for job in listed) or "in flight: none"
+        self._live.refresh()
+
+    def print(self, text: str) -> None:
+        """A line (or block) of text above the view."""
+        self._live.console.print(text, markup=False, highlight=False, emoji=False, soft_wrap=True)
+
+    def stop(self) -> None:
+        self._live.stop()
+
+
+def _count(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0

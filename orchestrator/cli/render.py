@@ -144,6 +144,13 @@ def render_report(report: Mapping[str, object]) -> str:
         lines.append(
             f"  users rejected before upload, with their reasons: {run_dir}/rejects.ndjson"
         )
+    lines.extend(_resolutions(report.get("resolutions")))
+    unknown = report.get("unknown")
+    if isinstance(unknown, list):
+        for item in unknown:
+            lines.append(
+                f"  unknown: chunk {item['chunk']} ({item['external_id']}): {item['detail']}"
+            )
     unfinished = report["unfinished_chunks"]
     if isinstance(unfinished, list) and unfinished:
         lines.append(
@@ -151,7 +158,27 @@ def render_report(report: Mapping[str, object]) -> str:
             f"({_int(report['users_in_failed_chunks']):,} users in failed chunks): "
             f"run `{report['next_step']}` to continue"
         )
+    elif report.get("next_step"):
+        lines.append(f"  next step: {report['next_step']}")
     return "\n".join(lines)
+
+
+def _resolutions(resolutions: object) -> list[str]:
+    """One line per resolution (the first few; report.json lists them all)."""
+    if not isinstance(resolutions, list) or not resolutions:
+        return []
+    lines = [f"  outcomes resolved from the tenant {len(resolutions):>4,}"]
+    for item in resolutions[:_SHOWN]:
+        what = (
+            f"{item['found']} of {item['looked_up']} DUPLICATED_USER failures imported earlier"
+            if item["kind"] == "duplicates"
+            else f"{item['found']} of {item['looked_up']} looked up found, "
+            f"{item['resent']:,} sent again"
+        )
+        lines.append(f"    chunk {item['chunk']}: {what}")
+    if len(resolutions) > _SHOWN:
+        lines.append(f"    ... {len(resolutions) - _SHOWN} more in report.json")
+    return lines
 
 
 def render_status(summary: Mapping[str, object]) -> str:
@@ -280,23 +307,19 @@ def render_diff_progress(counts: Mapping[str, object]) -> str:
     )
 
 
-def render_progress(fields: Mapping[str, object]) -> list[str]:
-    """The live block: chunks, users, rate and ETA, and the jobs in flight."""
-    eta = fields.get("eta_seconds")
-    eta_text = duration(eta) if isinstance(eta, int | float) else "after the first job"
-    jobs = fields.get("jobs_in_flight") or []
-    flight = ", ".join(str(job) for job in jobs) if isinstance(jobs, list) and jobs else "none"
-    return [
-        (
-            f"chunks  {fields['chunks_done']}/{fields['chunks']} done, {fields['active']} active, "
-            f"{fields.get('chunks_failed', 0)} failed    users  {_int(fields['inserted']):,} "
-            f"inserted, {_int(fields['updated']):,} updated, {_int(fields['failed']):,} failed"
-        ),
-        (
-            f"rate    {_int(fields['users_per_hour']):,} users/hour    ETA {eta_text}    "
-            f"in flight: {flight}"
-        ),
-    ]
+def render_resolved(fields: Mapping[str, object]) -> str:
+    """A `resolved` event: what the tenant said of users whose job was never seen."""
+    found, looked_up = _int(fields.get("found")), _int(fields.get("looked_up"))
+    if fields.get("duplicates"):
+        return (
+            f"chunk {fields['chunk']}: {found} of its {looked_up} DUPLICATED_USER failures are "
+            "users an earlier submission of it imported: counted imported, not failed"
+        )
+    line = f"chunk {fields['chunk']}: {found} of {looked_up} users looked up are in the tenant"
+    resent = _int(fields.get("resent"))
+    if resent:
+        return line + f"; sending the {resent:,} missing again"
+    return line + "; nothing is sent again"
 
 
 def duration(seconds: float) -> str:

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Final, Literal
 
-from orchestrator.auth0.client import ApiClient
+from orchestrator.auth0.client import ApiClient, printable
 from orchestrator.auth0.credentials import Credentials
 from orchestrator.auth0.token import TokenInfo
 from orchestrator.errors import (
@@ -291,9 +291,10 @@ def judge_connection(connection_id: str, body: Mapping[str, object]) -> list[Che
     and, for a custom database, have import mode on (reference §1 prerequisites).
     """
     name = body.get("name")
-    label = f"{connection_id} ({name})" if isinstance(name, str) else connection_id
+    label = f"{connection_id} ({printable(name)})" if isinstance(name, str) else connection_id
     strategy = body.get("strategy")
     if strategy != "auth0":
+        strategy = printable(str(strategy))
         return [
             Check(
                 "connection",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from orchestrator.results.report import job_totals
+from orchestrator.results.report import ambiguous_resubmissions, job_totals
 from orchestrator.rundir.manifest import Manifest
 
 
@@ -25,7 +25,7 @@ def status_summary(manifest: Manifest, live: dict[str, str]) -> dict[str, object
         "users_planned": manifest.totals.users_accepted,
         "rejected_locally": manifest.totals.users_rejected,
         **job_totals(manifest.chunks),
-        "ambiguous_resubmissions": sum(c.ambiguous for c in manifest.chunks),
+        "ambiguous_resubmissions": ambiguous_resubmissions(manifest),
         "jobs": [
             {
                 "chunk": c.index,

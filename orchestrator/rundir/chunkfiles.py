@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Final, NoReturn
 
 from orchestrator.errors import RunDirError
-from orchestrator.fsutil import make_private_dir
+from orchestrator.fsutil import make_private_dir, write_private_atomic
 from orchestrator.plan.pack import PackedChunk
 from orchestrator.plan.planner import ChunkLayout, WrittenChunk, describe_chunk
 from orchestrator.rundir.layout import CHUNKS, chunk_file
@@ -52,14 +52,14 @@ class ChunkWriter:
 
     def __call__(self, chunk: PackedChunk) -> WrittenChunk:
         if not self._writers:
-            self._writers = [
-                threading.Thread(
+            for _ in range(self.WRITERS):
+                writer = threading.Thread(
                     target=self._write_all, name="orchestrator-chunk-writer", daemon=True
                 )
-                for _ in range(self.WRITERS)
-            ]
-            for writer in self._writers:
                 writer.start()
+                # Listed once started: an interrupt in between leaves nothing for close() to join
+                # that never ran.
+                self._writers.append(writer)
         started = time.perf_counter()
         self._to_write.put((chunk.index, chunk.body))  # waits only while the queue is full
         self.waited_s += time.perf_counter() - started
@@ -115,19 +115,43 @@ class ChunkWriter:
 
 
 def read_chunk(run_dir: Path, chunk: ChunkRecord) -> bytes:
-    """The users file of `chunk`, exactly as planned; read right before it is sent.
+    """The users file the chunk sends next, exactly as recorded; read right before it is sent.
+
+    That is the planned chunk file, or the smaller file of the users a resolution left to send.
 
     Raises:
         RunDirError: the file is missing or no longer the one the manifest recorded.
     """
-    path = run_dir / chunk.file
+    file, sha256, size, _ = chunk.sending()
+    path = run_dir / file
     try:
         body = path.read_bytes()
     except OSError as exc:
         _changed(path, f"cannot be read ({exc.strerror or exc})")
-    if len(body) != chunk.bytes or hashlib.sha256(body).hexdigest() != chunk.sha256:
+    if len(body) != size or hashlib.sha256(body).hexdigest() != sha256:
         _changed(path, "has changed since planning (its sha256 differs from the manifest)")
     return body
+
+
+def write_resend_file(run_dir: Path, chunk: ChunkRecord, body: bytes) -> tuple[str, str, int]:
+    """Store the users of `chunk` left to send after a resolution: DIR/chunks/NNNNNN.rK.json.
+
+    Written 0600 and flushed before the resolution that names it is recorded (and long before it
+    is sent). Returns its name (relative to the run dir), sha256 and size.
+
+    Raises:
+        RunDirError: it cannot be written.
+    """
+    rounds = sum(1 for r in chunk.resolutions if r.kind == "unseen_job" and r.file is not None)
+    name = f"{CHUNKS}/{chunk.index:06d}.r{rounds + 1}.json"
+    try:
+        write_private_atomic(run_dir / name, body)
+    except OSError as exc:
+        raise RunDirError(
+            f"cannot write {run_dir / name}: {exc.strerror or exc}; fix that, then "
+            f"`orchestrator resume --run-dir {run_dir}`"
+        ) from None
+    return name, hashlib.sha256(body).hexdigest(), len(body)
 
 
 def verify_chunk_files(run_dir: Path, manifest: Manifest) -> None:
@@ -138,18 +162,18 @@ def verify_chunk_files(run_dir: Path, manifest: Manifest) -> None:
     Raises:
         RunDirError: naming the first missing or changed chunk file.
     """
-    todo = [chunk for chunk in manifest.chunks if chunk.status != "completed"]
-    for chunk in todo:
-        path = run_dir / chunk.file
+    todo = [chunk.sending()[:3] for chunk in manifest.chunks if chunk.status != "completed"]
+    for file, _, expected in todo:
+        path = run_dir / file
         try:
             size = path.stat().st_size
         except FileNotFoundError:
             _changed(path, "is missing")
-        if size != chunk.bytes:
-            _changed(path, f"is {size:,} bytes, the manifest says {chunk.bytes:,}")
-    for chunk in todo:
-        path = run_dir / chunk.file
-        if _sha256_of(path) != chunk.sha256:
+        if size != expected:
+            _changed(path, f"is {size:,} bytes, the manifest says {expected:,}")
+    for file, sha256, _ in todo:
+        path = run_dir / file
+        if _sha256_of(path) != sha256:
             _changed(path, "has changed since planning (its sha256 differs from the manifest)")
 
 

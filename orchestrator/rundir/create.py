@@ -18,7 +18,7 @@ from orchestrator.fsutil import PRIVATE_FILE_MODE, utc_now_iso
 from orchestrator.plan.planner import ChunkLayout, PlanStats, plan_chunks
 from orchestrator.rundir.chunkfiles import ChunkWriter
 from orchestrator.rundir.claim import claim_new
-from orchestrator.rundir.layout import CHUNKS, REJECTS, UNMATCHED_HASHES
+from orchestrator.rundir.layout import CHUNKS, JOURNAL, MANIFEST, REJECTS, UNMATCHED_HASHES
 from orchestrator.rundir.manifest import (
     MANIFEST_VERSION,
     ChunkRecord,
@@ -69,9 +69,11 @@ def create_plan(
             night writes its own files there first).
 
     Raises:
-        RunDirError: the directory is unusable or in use, or a file cannot be written.
+        RunDirError: the directory is unusable or in use, a file cannot be written, or the export
+            is one of the files planning rewrites.
         InputError: the export is malformed (nothing of the plan is kept).
     """
+    refuse_input_in_the_way(source, run_dir)
     export = Export(source, settings.source)
     reader = export.reader
     journal = claimed if claimed is not None else claim_new(run_dir)
@@ -121,6 +123,34 @@ def create_plan(
         journal.close()
         raise
     return Tracker.create(run_dir, manifest, journal), stats
+
+
+def refuse_input_in_the_way(source: str, run_dir: Path) -> None:
+    """The export must not be a file that planning into `run_dir` deletes or rewrites.
+
+    Raises:
+        RunDirError: it is a chunk file, the rejects, the manifest or the journal of `run_dir`.
+    """
+    if source == "-":
+        return
+    given = Path(source)
+    try:
+        inside_chunks = given.resolve().is_relative_to((run_dir / CHUNKS).resolve())
+    except OSError:
+        return  # unreadable paths are reported by the reader, with their reason
+    rewritten = [run_dir / name for name in (REJECTS, MANIFEST, JOURNAL, UNMATCHED_HASHES)]
+    if inside_chunks or any(_same_file(given, path) for path in rewritten):
+        raise RunDirError(
+            f"the input {source} is a file planning into {run_dir} would delete or rewrite; "
+            "move it out of the run directory first, or choose another --run-dir"
+        )
+
+
+def _same_file(one: Path, other: Path) -> bool:
+    try:
+        return one.samefile(other)
+    except OSError:
+        return False
 
 
 def _write_plan(

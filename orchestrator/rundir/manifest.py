@@ -24,6 +24,11 @@ ACTIVE_STATES = frozenset({"submitting", "pending", "processing"})
 #: How an attempt can end. "rejected": 4xx on the POST; "unknown": the process died (or the
 #: connection broke) during the POST; "lost": the job vanished (404, deleted after 24 hours).
 ATTEMPT_OUTCOMES = ("completed", "failed", "expired", "timeout", "rejected", "unknown", "lost")
+#: Endings that say nothing of what became of the users: the tenant decides (a `Resolution`).
+UNKNOWN_OUTCOMES = frozenset({"unknown", "lost"})
+#: What a resolution settled: the users of an attempt whose outcome was unknown, before sending
+#: again ("unseen_job"), or the DUPLICATED_USER failures of a job sent after one ("duplicates").
+RESOLUTION_KINDS = ("unseen_job", "duplicates")
 
 _HINT = "point --run-dir at a run directory or start a new one"
 
@@ -41,11 +46,45 @@ class Attempt:
 
 
 @dataclass(slots=True)
+class Resolution:
+    """What the tenant said about users whose import could not be read from a job.
+
+    An "unseen_job" resolution settles attempt `attempt` (its outcome unknown or lost) before the
+    chunk is sent again: of the users of the file that attempt sent, `looked_up` were looked up,
+    `found` of them are in the connection, created (or, with upsert, updated) at or after `since`
+    (the chunk's first submission on the service's clock): imported by the job we never saw.
+    `resent` users are left to send: the same file again when it is all of them (a sample found
+    none), else `file` (their own users file, `sha256` and `bytes` recorded before it is sent);
+    0 completes the chunk.
+
+    A "duplicates" resolution checks the DUPLICATED_USER failures of the completed attempt
+    `attempt`: `found` of the `looked_up` were created by an earlier, unseen job of the chunk, so
+    they are imported, not failed.
+
+    `inserted` and `updated` split the users found.
+    """
+
+    kind: str
+    attempt: int
+    at: str
+    since: str
+    looked_up: int
+    found: int
+    inserted: int
+    updated: int
+    resent: int
+    file: str | None = None
+    sha256: str | None = None
+    bytes: int | None = None
+
+
+@dataclass(slots=True)
 class ChunkRecord:
     """A chunk file of the plan and everything that happened to it.
 
     `job_id` is the job of the latest attempt (cleared when a new attempt starts); `failure` says
-    why a `failed` chunk was given up.
+    why a `failed` chunk was given up. `ambiguous` counts the attempts whose outcome was unknown
+    (a POST cut off, a job not found); `resolutions` says what the tenant made of them.
     """
 
     index: int
@@ -63,6 +102,45 @@ class ChunkRecord:
     errors_saved: bool = False
     ambiguous: int = 0
     failure: str | None = None
+    resolutions: list[Resolution] = field(default_factory=list)
+
+    def sending(self) -> tuple[str, str, int, int]:
+        """The users file the next submission sends: (file, sha256, bytes, users).
+
+        The chunk's own file, unless a resolution left only some of its users to send.
+        """
+        for resolution in reversed(self.resolutions):
+            file, sha256, size = resolution.file, resolution.sha256, resolution.bytes
+            if resolution.kind == "unseen_job" and file is not None:
+                # Loading checks that a file comes with its digest and size.
+                return file, sha256 or "", size or 0, resolution.resent
+        return self.file, self.sha256, self.bytes, self.users
+
+    def needs_resolution(self) -> bool:
+        """Its last attempt ended unknown and the tenant was not asked yet: do not send blindly."""
+        if self.status != "planned" or not self.attempts:
+            return False
+        last = self.attempts[-1]
+        return last.outcome in UNKNOWN_OUTCOMES and not any(
+            r.kind == "unseen_job" and r.attempt == last.number for r in self.resolutions
+        )
+
+    def imported_unseen(self) -> tuple[int, int]:
+        """Users (inserted, updated) that unseen jobs of this chunk imported, by its resolutions."""
+        inserted = updated = 0
+        for resolution in self.resolutions:
+            if resolution.kind == "unseen_job":
+                inserted += resolution.inserted
+                updated += resolution.updated
+        return inserted, updated
+
+
+@dataclass(slots=True)
+class TenantRecord:
+    """The tenant a run sends to: the Management API audience names it, the base URL reaches it."""
+
+    audience: str
+    base_url: str
 
 
 @dataclass(slots=True)
@@ -162,6 +240,8 @@ class Manifest:
     totals: PlanTotals
     chunks: list[ChunkRecord]
     journal_seq: int = 0
+    #: Recorded when the run first sends (None: a plan never sent, or a run older than the field).
+    tenant: TenantRecord | None = None
 
     def to_json(self) -> bytes:
         """Serialise to manifest.json's format (indented: people read it)."""
@@ -261,6 +341,13 @@ class JsonFields:
     def get_opt_str(self, key: str) -> str | None:
         return None if self._get(key) is None else self.get_str(key)
 
+    def present(self, key: str) -> bool:
+        """Whether `key` is there and not null (for fields added after version 1 was defined)."""
+        return self._data.get(key) is not None
+
+    def get_opt_int(self, key: str) -> int | None:
+        return None if self._get(key) is None else self.get_int(key)
+
     def get_choice(self, key: str, choices: tuple[str, ...]) -> str:
         value = self._get(key)
         if value not in choices:
@@ -310,12 +397,17 @@ def _manifest(top: JsonFields) -> Manifest:
         totals=_totals(top.get_object("totals")),
         chunks=[_chunk(fields) for fields in top.get_objects("chunks")],
         journal_seq=top.get_int("journal_seq"),
+        tenant=_tenant(top.get_object("tenant")) if top.present("tenant") else None,
     )
     for position, chunk in enumerate(manifest.chunks):
         # The tracker finds chunk i at chunks[i]: O(1) per transition depends on it.
         if chunk.index != position:
             top.fail(f"chunks[{position}].index", f"is {chunk.index}, expected {position}")
     return manifest
+
+
+def _tenant(f: JsonFields) -> TenantRecord:
+    return TenantRecord(audience=f.get_str("audience"), base_url=f.get_str("base_url"))
 
 
 def _input(f: JsonFields) -> InputInfo:
@@ -375,17 +467,54 @@ def _chunk(f: JsonFields) -> ChunkRecord:
         errors_saved=f.get_bool("errors_saved"),
         ambiguous=f.get_int("ambiguous"),
         failure=f.get_opt_str("failure"),
+        # Absent from manifests written before resolutions existed.
+        resolutions=[read_resolution(r) for r in f.get_objects("resolutions")]
+        if f.present("resolutions")
+        else [],
     )
     _check_consistent(chunk, f)
     return chunk
 
 
+def read_resolution(f: JsonFields) -> Resolution:
+    """A resolution as the manifest and the journal spell it, checked for consistency."""
+    resolution = Resolution(
+        kind=f.get_choice("kind", RESOLUTION_KINDS),
+        attempt=f.get_int("attempt", minimum=1),
+        at=f.get_str("at"),
+        since=f.get_str("since"),
+        looked_up=f.get_int("looked_up"),
+        found=f.get_int("found"),
+        inserted=f.get_int("inserted"),
+        updated=f.get_int("updated"),
+        resent=f.get_int("resent"),
+        file=f.get_opt_str("file") if f.present("file") else None,
+        sha256=f.get_opt_str("sha256") if f.present("sha256") else None,
+        bytes=f.get_opt_int("bytes") if f.present("bytes") else None,
+    )
+    if resolution.found > resolution.looked_up:
+        f.fail("found", f"is {resolution.found}, more than the {resolution.looked_up} looked up")
+    if resolution.inserted + resolution.updated != resolution.found:
+        f.fail("inserted", "and updated do not add up to the users found")
+    if resolution.file is not None:
+        _check_inside(f, "file", resolution.file)
+        if resolution.sha256 is None or resolution.bytes is None:
+            f.fail("file", "comes without its sha256 and bytes")
+        if resolution.resent == 0:
+            f.fail("file", "is given, but no user is left to send")
+    return resolution
+
+
 def _relative_file(f: JsonFields) -> str:
     name = f.get_str("file")
+    _check_inside(f, "file", name)
+    return name
+
+
+def _check_inside(f: JsonFields, key: str, name: str) -> None:
     # The file is opened relative to the run dir: never let a manifest point outside it.
     if not name or name.startswith("/") or ".." in name.split("/"):
-        f.fail("file", f"is {name!r}, expected a path inside the run dir")
-    return name
+        f.fail(key, f"is {name!r}, expected a path inside the run dir")
 
 
 def _check_consistent(chunk: ChunkRecord, f: JsonFields) -> None:
@@ -400,6 +529,9 @@ def _check_consistent(chunk: ChunkRecord, f: JsonFields) -> None:
         f.fail("job_id", f"is missing for a {chunk.status} chunk")
     if any(a.outcome is None for a in chunk.attempts[:-1]):
         f.fail("attempts", "have an unfinished attempt before the last one")
+    for resolution in chunk.resolutions:
+        if resolution.attempt > len(chunk.attempts):
+            f.fail("resolutions", f"settle attempt {resolution.attempt}, which was never made")
 
 
 def _attempt(f: JsonFields) -> Attempt:

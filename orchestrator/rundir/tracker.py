@@ -7,6 +7,7 @@ run replays the journal, so a run killed at any instant resumes from exactly wha
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 import time
@@ -29,6 +30,7 @@ from orchestrator.rundir.manifest import (
     ChunkRecord,
     JsonFields,
     Manifest,
+    Resolution,
 )
 from orchestrator.rundir.transitions import Fail, prepare
 
@@ -210,13 +212,41 @@ class Tracker:
                 at=utc_now_iso(),
             )
 
-    def errors_saved(self, index: int) -> None:
-        """The completed job's per-user errors are stored (errors/NNNNNN.ndjson); idempotent."""
+    def errors_saved(self, index: int, checked: Resolution | None = None) -> None:
+        """The completed job's per-user errors are stored (errors/NNNNNN.ndjson); idempotent.
+
+        Args:
+            index: the chunk.
+            checked: for a job sent after an unknown outcome, what the tenant said of its
+                DUPLICATED_USER failures (a "duplicates" resolution): the users it `found` are
+                counted inserted instead of failed, and the stored errors no longer list them.
+        """
         with self._lock:
             chunk = self.chunk(index)
             if chunk.status == "completed" and chunk.errors_saved:
                 return
-            self._record("errors_saved", chunk=index)
+            if checked is None:
+                self._record("errors_saved", chunk=index)
+            else:
+                self._record("errors_saved", chunk=index, resolution=dataclasses.asdict(checked))
+
+    def resolved(self, index: int, resolution: Resolution) -> None:
+        """The tenant settled the chunk's unknown last attempt (an "unseen_job" resolution).
+
+        Call before sending any of its users again: a `file` it names is already on disk. With
+        nothing left to send (`resent` 0) the chunk is completed.
+        """
+        with self._lock:
+            self.chunk(index)
+            self._record("resolved", chunk=index, resolution=dataclasses.asdict(resolution))
+
+    def record_tenant(self, audience: str, base_url: str) -> None:
+        """The tenant the run sends to (a run sends to one tenant; its base URL may change)."""
+        with self._lock:
+            tenant = self.manifest.tenant
+            if tenant is not None and (tenant.audience, tenant.base_url) == (audience, base_url):
+                return
+            self._record("tenant", audience=audience, base_url=base_url)
 
     def ambiguous(self, index: int) -> None:
         """A POST of the chunk may or may not have created a job; it will be submitted again.

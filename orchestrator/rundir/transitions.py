@@ -16,6 +16,8 @@ from orchestrator.rundir.manifest import (
     ChunkRecord,
     JsonFields,
     Manifest,
+    TenantRecord,
+    read_resolution,
 )
 
 Fail = Callable[[str], NoReturn]
@@ -30,6 +32,8 @@ def prepare(manifest: Manifest, event: JsonFields, fail: Fail) -> Commit:
         return _reset_failed(manifest, event, fail)
     if name == "settings":
         return _settings(manifest, event.get_object("changes"))
+    if name == "tenant":
+        return _tenant(manifest, event)
     if name not in _CHUNK_EVENTS:
         event.fail("event", f"is {name!r}, not a known event")
     allowed, prepare = _CHUNK_EVENTS[name]
@@ -90,9 +94,22 @@ def _completed(chunk: ChunkRecord, event: JsonFields) -> Commit:
     def commit() -> None:
         _end(chunk.attempts[-1], at, "completed", None)
         chunk.status = "completed"
-        chunk.summary = summary
+        chunk.summary = _with_unseen(chunk, summary)
 
     return commit
+
+
+def _with_unseen(chunk: ChunkRecord, summary: dict[str, int]) -> dict[str, int]:
+    """The chunk's counts: the job's own (`summary`, for the users it was sent) plus the users that
+    unseen jobs of earlier attempts imported, as resolutions found them."""
+    inserted, updated = chunk.imported_unseen()
+    if not inserted and not updated:
+        return summary
+    total = dict(summary)
+    total["total"] = total.get("total", 0) + inserted + updated
+    total["inserted"] = total.get("inserted", 0) + inserted
+    total["updated"] = total.get("updated", 0) + updated
+    return total
 
 
 def _attempt_failed(chunk: ChunkRecord, event: JsonFields) -> Commit:
@@ -127,8 +144,54 @@ def _chunk_failed(chunk: ChunkRecord, event: JsonFields) -> Commit:
 
 
 def _errors_saved(chunk: ChunkRecord, event: JsonFields) -> Commit:
+    # A job sent after an unknown outcome: its DUPLICATED_USER failures were checked in the tenant
+    # (absent from journals written before resolutions existed).
+    checked = (
+        read_resolution(event.get_object("resolution")) if event.present("resolution") else None
+    )
+    if checked is not None:
+        failed = (chunk.summary or {}).get("failed", 0)
+        if checked.kind != "duplicates" or checked.attempt != len(chunk.attempts):
+            event.fail("resolution", "does not check the failures of the chunk's last job")
+        if checked.found > failed:
+            event.fail("resolution", f"clears {checked.found} failures of a job that had {failed}")
+        if any(r.kind == "duplicates" and r.attempt == checked.attempt for r in chunk.resolutions):
+            event.fail("resolution", "checks a job whose failures were checked already")
+
     def commit() -> None:
         chunk.errors_saved = True
+        if checked is not None:
+            chunk.resolutions.append(checked)
+            if checked.found and chunk.summary is not None:
+                summary = dict(chunk.summary)
+                summary["failed"] = summary.get("failed", 0) - checked.found
+                summary["inserted"] = summary.get("inserted", 0) + checked.found
+                chunk.summary = summary
+
+    return commit
+
+
+def _resolved(chunk: ChunkRecord, event: JsonFields) -> Commit:
+    resolution = read_resolution(event.get_object("resolution"))
+    if not chunk.needs_resolution():
+        event.fail("resolution", "settles no unknown outcome: the chunk's last attempt is known")
+    last = chunk.attempts[-1]
+    if resolution.kind != "unseen_job" or resolution.attempt != last.number:
+        event.fail("resolution", f"does not settle the chunk's last attempt ({last.number})")
+    users = chunk.sending()[3]
+    if resolution.found + resolution.resent != users:
+        event.fail("resolution", f"does not account for the {users} users the attempt sent")
+    if resolution.file is None and resolution.resent not in (0, users):
+        event.fail("resolution", "sends some of the users again without a file of their own")
+
+    def commit() -> None:
+        chunk.resolutions.append(resolution)
+        if resolution.resent == 0:
+            # Every user the attempt sent is in the tenant: the chunk is done, with no job seen.
+            chunk.status = "completed"
+            chunk.summary = _with_unseen(
+                chunk, {"total": 0, "inserted": 0, "updated": 0, "failed": 0}
+            )
 
     return commit
 
@@ -162,6 +225,7 @@ _CHUNK_EVENTS: dict[str, tuple[frozenset[str], Callable[[ChunkRecord, JsonFields
     "errors_saved": (frozenset({"completed"}), _errors_saved),
     "ambiguous": (frozenset({"submitting"}), _ambiguous),
     "withdrawn": (frozenset({"submitting"}), _withdrawn),
+    "resolved": (frozenset({"planned"}), _resolved),
 }
 
 
@@ -176,6 +240,20 @@ def _reset_failed(manifest: Manifest, event: JsonFields, fail: Fail) -> Commit:
         for index in indices:
             manifest.chunks[index].status = "planned"
             manifest.chunks[index].failure = None
+
+    return commit
+
+
+def _tenant(manifest: Manifest, event: JsonFields) -> Commit:
+    tenant = TenantRecord(audience=event.get_str("audience"), base_url=event.get_str("base_url"))
+    recorded = manifest.tenant
+    if recorded is not None and recorded.audience != tenant.audience:
+        event.fail(
+            "audience", f"is {tenant.audience!r}, but the run sends to {recorded.audience!r}"
+        )
+
+    def commit() -> None:
+        manifest.tenant = tenant
 
     return commit
 

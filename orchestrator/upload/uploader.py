@@ -4,6 +4,8 @@ One worker per job slot: a worker takes the next chunk, submits it, polls its jo
 the next; so the number of jobs we hold at Auth0 never exceeds the slots, with no shared bookkeeping.
 Every transition goes through the tracker (durable before the action that depends on it), and the
 tracker's manifest is also the work list, so a resumed run re-attaches to the jobs it already started.
+A chunk whose job's outcome cannot be read is never sent again blindly: the tenant decides which of
+its users are missing (`resolve.py`), and only those are sent.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import math
 import random
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
@@ -26,19 +29,21 @@ from orchestrator.errors import (
     AuthError,
     RateLimitedError,
     RequestRejectedError,
+    RunDirError,
     ServerError,
     SlotsBusyError,
     TransportError,
 )
 from orchestrator.events import EventSink, discard
-from orchestrator.fsutil import write_private_atomic
+from orchestrator.fsutil import utc_now_iso, write_private_atomic
 from orchestrator.limits import JOB_STATES_TERMINAL, MAX_JOB_SLOTS, PUBLIC_CLOUD_JOB_SLOTS
-from orchestrator.rundir.chunkfiles import read_chunk
+from orchestrator.rundir.chunkfiles import read_chunk, write_resend_file
 from orchestrator.rundir.layout import errors_file
-from orchestrator.rundir.manifest import ChunkRecord
+from orchestrator.rundir.manifest import UNKNOWN_OUTCOMES, ChunkRecord, Resolution
 from orchestrator.rundir.tracker import Tracker
 from orchestrator.settings import UploadSettings
 from orchestrator.upload.polling import DurationModel, JobPoller
+from orchestrator.upload.resolve import LookupUnavailable, Resolver
 from orchestrator.upload.slots import Permit, SlotGovernor
 
 T = TypeVar("T")
@@ -47,8 +52,17 @@ T = TypeVar("T")
 IN_FLIGHT = ("pending", "processing")
 
 
+#: The only per-user error a job sent after an unseen one can owe to that job.
+DUPLICATED = "DUPLICATED_USER"
+
+
 class ChunkAbandoned(Exception):
     """Internal: the chunk cannot be sent (bad request for this chunk); record it failed."""
+
+
+class ChunkUnresolved(Exception):
+    """Internal: what became of the chunk's users is unknown and the tenant cannot say: it is left
+    for a later resume, never sent again blindly."""
 
 
 class Uploader:
@@ -71,6 +85,14 @@ class Uploader:
         self._emit = events
         self._rng = rng or random.Random()
         self._durations = DurationModel()
+        self._resolver = Resolver(
+            client,
+            settings.connection_id,
+            upsert=settings.upsert,
+            sample=settings.resolve_sample,
+            concurrency=settings.lookup_concurrency,
+            tolerance=settings.resolve_tolerance,
+        )
         self._queue: list[int] = []
         auto = settings.job_slots == 0
         self.slots = SlotGovernor(
@@ -128,7 +150,7 @@ class Uploader:
         if chunk.status == "submitting":
             # The process died during this chunk's POST: a job may exist that we never heard of.
             await self._record(self._tracker.ambiguous, index)
-            self._emit("ambiguous_resubmission", {"chunk": index, "external_id": chunk.external_id})
+            self._unknown(chunk, "the run stopped while it was being submitted")
         failures = 0
         while True:
             if chunk.status in IN_FLIGHT and chunk.job_id:
@@ -140,11 +162,20 @@ class Uploader:
                     await self.slots.confirmed(permit)
             else:
                 try:
-                    job_id, submitted_at = await self._submit(chunk, permit)
+                    if chunk.needs_resolution():
+                        await self._resolve(chunk)
+                    submitted = (
+                        None if chunk.status == "completed" else await self._submit(chunk, permit)
+                    )
                 except ChunkAbandoned as exc:
                     await self._record(self._tracker.chunk_failed, index, str(exc))
                     self._emit("chunk_failed", {"chunk": index, "detail": str(exc)})
                     return
+                except ChunkUnresolved:
+                    return  # left planned: the report says what is unknown, a resume retries
+                if submitted is None:
+                    return  # every user of the chunk is in the tenant already
+                job_id, submitted_at = submitted
             self.active_jobs[index] = job_id
             try:
                 job = await self._wait_for_job(chunk, job_id, submitted_at)
@@ -154,7 +185,14 @@ class Uploader:
             # Only an end we saw takes the job off the list: a stop leaves it running at Auth0.
             self.active_jobs.pop(index, None)
             self.job_states.pop(job_id, None)
-            if job is not None and job.status == "completed":
+            if job is None:
+                # Not found: deleted after the service's retention, its outcome unread. The tenant
+                # decides what is left to send (not a failure of the chunk).
+                gone = f"job {job_id} was not found (the service deletes job records after 24 h)"
+                await self._record(self._tracker.attempt_failed, index, "lost", gone)
+                self._unknown(chunk, gone)
+                continue
+            if job.status == "completed":
                 summary = _summary(job)
                 await self._record(self._tracker.completed, index, summary)
                 self._emit("job_completed", {"chunk": index, "job_id": job_id, **summary})
@@ -179,8 +217,83 @@ class Uploader:
                 return
             self._emit("retry", {"chunk": index, "reason": outcome})
 
-    async def _submit(self, chunk: ChunkRecord, permit: Permit) -> tuple[str, float]:
-        """POST the chunk until a job exists; returns its id and when it was created."""
+    def _unknown(self, chunk: ChunkRecord, why: str) -> None:
+        self._emit(
+            "unknown_outcome",
+            {
+                "chunk": chunk.index,
+                "external_id": chunk.external_id,
+                "users": chunk.sending()[3],
+                "detail": why,
+            },
+        )
+
+    async def _resolve(self, chunk: ChunkRecord) -> None:
+        """Ask the tenant which users of the chunk's unknown last attempt were imported; record
+        it, with the file of those left to send (the chunk is completed when none is).
+
+        Raises:
+            ChunkUnresolved: the tenant cannot be asked (no read:users).
+            ApiError: it could not be asked (the run stops; a resume asks again).
+        """
+        index = chunk.index
+        body = await anyio.to_thread.run_sync(read_chunk, self._run_dir, chunk)
+        users = _users_of(body, chunk)
+        try:
+            settled = await self._resolver.settle(users, chunk.attempts[0].started_at)
+        except LookupUnavailable as exc:
+            self._emit(
+                "outcome_unresolved",
+                {
+                    "chunk": index,
+                    "external_id": chunk.external_id,
+                    "users": len(users),
+                    "detail": f"{exc}: whether its {len(users)} users were imported is unknown",
+                },
+            )
+            raise ChunkUnresolved from exc
+        resent = len(settled.missing)
+        file = sha256 = size = None
+        if 0 < resent < len(users):
+            smaller = orjson.dumps([users[i] for i in settled.missing])
+            file, sha256, size = await anyio.to_thread.run_sync(
+                write_resend_file, self._run_dir, chunk, smaller
+            )
+        resolution = Resolution(
+            kind="unseen_job",
+            attempt=chunk.attempts[-1].number,
+            at=utc_now_iso(),
+            since=_iso(settled.since),
+            looked_up=settled.looked_up,
+            found=settled.found,
+            inserted=settled.inserted,
+            updated=settled.updated,
+            resent=resent,
+            file=file,
+            sha256=sha256,
+            bytes=size,
+        )
+        await self._record(self._tracker.resolved, index, resolution)
+        self._emit(
+            "resolved",
+            {
+                "chunk": index,
+                "external_id": chunk.external_id,
+                "looked_up": settled.looked_up,
+                "found": settled.found,
+                "resent": resent,
+            },
+        )
+
+    async def _submit(self, chunk: ChunkRecord, permit: Permit) -> tuple[str, float] | None:
+        """POST the chunk until a job exists; returns its id and when it was created.
+
+        None: a submission's outcome was unknown, and the tenant showed every user imported.
+
+        Raises:
+            ChunkAbandoned: the chunk cannot be sent (too large, or no answer many times).
+            ChunkUnresolved: an unknown outcome the tenant cannot settle.
+        """
         fields = ImportFields(
             connection_id=self._settings.connection_id,
             upsert=self._settings.upsert,
@@ -214,13 +327,13 @@ class Uploader:
                 post_failures += 1
                 if exc.maybe_processed:
                     # The connection broke after the body went out: a job may exist. Record the
-                    # ambiguity, then submit again as a new attempt.
+                    # ambiguity; after the pause the tenant says which users are left to send.
                     await self._record(self._tracker.ambiguous, chunk.index)
-                    self._emit(
-                        "ambiguous_resubmission",
-                        {"chunk": chunk.index, "external_id": chunk.external_id},
-                    )
+                    self._unknown(chunk, str(exc))
                     await self._retry_pause(chunk, post_failures, str(exc))
+                    await self._resolve(chunk)
+                    if chunk.status == "completed":
+                        return None
                     continue
                 await self._retry_pause(chunk, post_failures, str(exc))
                 continue
@@ -280,7 +393,13 @@ class Uploader:
             await self.slots.inconclusive(permit)  # a slot of ours was between two jobs
             return
         for job_id in others:
-            job = await self._client.get_job(job_id)
+            try:
+                job = await self._client.get_job(job_id)
+            except RequestRejectedError as exc:
+                if exc.status != 404:
+                    raise
+                await self.slots.inconclusive(permit)  # gone: it ended at some point
+                return
             if job.status in JOB_STATES_TERMINAL:
                 await self.slots.inconclusive(permit)
                 return
@@ -351,7 +470,12 @@ class Uploader:
             delay = poller.next_delay(now, job.percentage_done, job.time_left_seconds)
 
     async def save_errors(self, index: int) -> None:
-        """Fetch a completed job's per-user errors now: the service deletes them after 24 hours."""
+        """Fetch a completed job's per-user errors now: the service deletes them after 24 hours.
+
+        When an earlier submission of the chunk had an unknown outcome, its job may have imported
+        users this job then found existing: each DUPLICATED_USER failure is looked up, and a user
+        created since the chunk's first submission is counted imported, not failed.
+        """
         chunk = self._tracker.chunk(index)
         job_id = chunk.job_id
         assert job_id is not None
@@ -362,10 +486,72 @@ class Uploader:
         except ApiError as exc:
             self._emit("errors_unavailable", {"chunk": index, "job_id": job_id, "detail": str(exc)})
             return
+        checked = None
+        if isinstance(answer, list) and _after_unknown(chunk):
+            checked, answer = await self._check_duplicates(chunk, answer)
         lines = error_lines(chunk, job_id, answer)
         path = errors_file(self._run_dir, index)
-        await anyio.to_thread.run_sync(write_private_atomic, path, b"".join(lines))
-        await self._record(self._tracker.errors_saved, index)
+        try:
+            await anyio.to_thread.run_sync(write_private_atomic, path, b"".join(lines))
+        except OSError as exc:
+            raise RunDirError(f"cannot write {path}: {exc.strerror or exc}") from None
+        await self._record(self._tracker.errors_saved, index, checked)
+
+    async def _check_duplicates(
+        self, chunk: ChunkRecord, answer: list[UserError]
+    ) -> tuple[Resolution | None, list[UserError]]:
+        """The DUPLICATED_USER failures an unseen earlier job of the chunk explains, taken out.
+
+        Returns the check's resolution (None when the tenant could not be asked) and the errors
+        that remain.
+        """
+        candidates = [
+            position
+            for position, item in enumerate(answer)
+            if {str(e.get("code")) for e in item.errors} == {DUPLICATED}
+            and isinstance(item.user.get("email"), str)
+        ]
+        try:
+            verdicts, since = await self._resolver.look_up(
+                [answer[i].user for i in candidates], chunk.attempts[0].started_at
+            )
+        except (LookupUnavailable, ApiError) as exc:
+            self._emit(
+                "duplicates_unchecked",
+                {
+                    "chunk": chunk.index,
+                    "users": len(candidates),
+                    "detail": f"{exc}: they may be users an earlier job of this chunk imported",
+                },
+            )
+            return None, answer
+        found = {candidates[k] for k, verdict in enumerate(verdicts) if verdict != "missing"}
+        if len(found) > (chunk.summary or {}).get("failed", 0):
+            return None, answer  # the errors list more users than the job failed: trust neither
+        resolution = Resolution(
+            kind="duplicates",
+            attempt=len(chunk.attempts),
+            at=utc_now_iso(),
+            since=_iso(since),
+            looked_up=len(candidates),
+            found=len(found),
+            inserted=len(found),
+            updated=0,
+            resent=0,
+        )
+        if found:
+            self._emit(
+                "resolved",
+                {
+                    "chunk": chunk.index,
+                    "external_id": chunk.external_id,
+                    "looked_up": len(candidates),
+                    "found": len(found),
+                    "resent": 0,
+                    "duplicates": True,
+                },
+            )
+        return resolution, [item for i, item in enumerate(answer) if i not in found]
 
     def _backoff(self, attempt: int, initial: float, cap: float) -> float:
         base = min(cap, initial * math.pow(2, attempt - 1))
@@ -387,12 +573,26 @@ def error_lines(
     return [orjson.dumps({**base, "user": None, "errors": [], "detail": detail}) + b"\n"]
 
 
+def _after_unknown(chunk: ChunkRecord) -> bool:
+    """Whether an earlier attempt of the chunk ended without our knowing what it imported."""
+    return any(attempt.outcome in UNKNOWN_OUTCOMES for attempt in chunk.attempts[:-1])
+
+
+def _users_of(body: bytes, chunk: ChunkRecord) -> list[dict[str, object]]:
+    users = orjson.loads(body)
+    if not isinstance(users, list) or not all(isinstance(user, dict) for user in users):
+        raise RunDirError(f"{chunk.sending()[0]} is not a users file (a JSON array of objects)")
+    return users
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def _summary(job: JobInfo) -> dict[str, int]:
     summary = job.summary or {}
     return {key: int(summary.get(key, 0)) for key in ("total", "inserted", "updated", "failed")}
 
 
-def _failure(job: JobInfo | None) -> tuple[str, str | None]:
-    if job is None:
-        return "lost", "the job is gone (not found): its data may have been deleted after 24 hours"
+def _failure(job: JobInfo) -> tuple[str, str | None]:
     return job.status, job.status_details

@@ -27,7 +27,9 @@ from orchestrator.rundir.manifest import (
     InputInfo,
     Manifest,
     PlanTotals,
+    Resolution,
     RunSettings,
+    TenantRecord,
 )
 
 
@@ -158,6 +160,7 @@ class TestJson:
             "totals",
             "chunks",
             "journal_seq",
+            "tenant",
         ]
         assert {"index", "file", "sha256", "external_id", "status", "job_id", "attempts"} <= set(
             data["chunks"][0]
@@ -327,3 +330,81 @@ class TestFsutil:
 
     def test_utc_now_iso_has_milliseconds_and_z(self) -> None:
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", utc_now_iso())
+
+
+def unseen(attempt: int, **changes: object) -> Resolution:
+    values: dict[str, object] = {
+        "kind": "unseen_job",
+        "attempt": attempt,
+        "at": "2026-11-27T02:30:00.000Z",
+        "since": "2026-11-27T02:24:02.123Z",
+        "looked_up": 1,
+        "found": 1,
+        "inserted": 1,
+        "updated": 0,
+        "resent": 0,
+        **changes,
+    }
+    return Resolution(**values)  # type: ignore[arg-type]
+
+
+class TestBackwardCompatibility:
+    def test_a_manifest_written_before_resolutions_and_the_tenant_loads(self) -> None:
+        data = orjson.loads(busy_manifest().to_json())
+        del data["tenant"]
+        for chunk in data["chunks"]:
+            del chunk["resolutions"]
+        loaded = Manifest.from_json(orjson.dumps(data), path="old.json")
+        assert loaded.tenant is None
+        assert all(chunk.resolutions == [] for chunk in loaded.chunks)
+        assert loaded == busy_manifest()
+
+    def test_resolutions_and_the_tenant_round_trip(self) -> None:
+        manifest = busy_manifest()
+        manifest.tenant = TenantRecord("https://acme.eu.auth0.com/api/v2/", "https://acme.eu")
+        manifest.chunks[0].resolutions = [unseen(1, looked_up=8, found=8, inserted=8, resent=0)]
+        assert Manifest.from_json(manifest.to_json(), path="m.json") == manifest
+
+    @pytest.mark.parametrize(
+        ("changes", "problem"),
+        [
+            ({"found": 2}, "more than the 1 looked up"),
+            ({"inserted": 0}, "do not add up"),
+            ({"attempt": 3}, "settle attempt 3, which was never made"),
+            ({"file": "chunks/000000.r1.json", "resent": 1}, "without its sha256"),
+            ({"file": "../x.json", "sha256": "ab", "bytes": 2, "resent": 1}, "inside the run dir"),
+            ({"kind": "guess"}, "expected one of unseen_job, duplicates"),
+        ],
+    )
+    def test_an_inconsistent_resolution_is_refused(
+        self, changes: dict[str, object], problem: str
+    ) -> None:
+        manifest = busy_manifest()
+        manifest.chunks[0].resolutions = [unseen(1)]
+        data = orjson.loads(manifest.to_json())
+        data["chunks"][0]["resolutions"][0].update(changes)
+        with pytest.raises(RunDirError, match=problem):
+            Manifest.from_json(orjson.dumps(data), path="m.json")
+
+
+class TestSending:
+    def test_a_chunk_sends_its_own_file_until_a_resolution_narrows_it(self) -> None:
+        chunk = make_manifest(1).chunks[0]
+        assert chunk.sending() == (chunk.file, chunk.sha256, chunk.bytes, chunk.users)
+        chunk.resolutions = [unseen(1, looked_up=1, found=0, inserted=0, resent=1)]
+        assert chunk.sending() == (chunk.file, chunk.sha256, chunk.bytes, 1)  # all of it again
+        narrowed = unseen(2, file="chunks/000000.r1.json", sha256="cd", bytes=9, resent=1)
+        chunk.resolutions.append(narrowed)
+        assert chunk.sending() == ("chunks/000000.r1.json", "cd", 9, 1)
+
+    def test_only_an_unsettled_unknown_last_attempt_needs_resolution(self) -> None:
+        chunk = make_manifest(1).chunks[0]
+        assert not chunk.needs_resolution()
+        chunk.attempts = [Attempt(1, "t", None, "t", "unknown")]
+        assert chunk.needs_resolution()
+        chunk.resolutions = [unseen(1, resent=1, found=0, inserted=0)]
+        assert not chunk.needs_resolution()
+        chunk.attempts.append(Attempt(2, "t", "job_1", "t", "lost"))
+        assert chunk.needs_resolution()
+        chunk.attempts[-1].outcome = "failed"
+        assert not chunk.needs_resolution()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 import shutil
@@ -20,7 +21,7 @@ import pytest
 from orchestrator.errors import RunDirError
 from orchestrator.rundir.claim import claim_new
 from orchestrator.rundir.layout import JOURNAL, MANIFEST
-from orchestrator.rundir.manifest import Manifest
+from orchestrator.rundir.manifest import Manifest, Resolution
 from orchestrator.rundir.tracker import Tracker, load_manifest
 from tests.rundir.test_manifest import make_manifest
 
@@ -630,3 +631,145 @@ def test_sigkill_at_random_moments_loses_nothing_recorded(tmp_path: Path) -> Non
             applied = reopened.manifest.journal_seq
             assert returned <= applied <= returned + 1, (seed, returned, applied)
             assert state_of(reopened.manifest) == states[applied], seed
+
+
+def resolution(kind: str, attempt: int, **changes: object) -> Resolution:
+    values: dict[str, object] = {
+        "kind": kind,
+        "attempt": attempt,
+        "at": "2026-11-27T02:30:00.000Z",
+        "since": "2026-11-27T02:24:02.123Z",
+        "looked_up": 1,
+        "found": 1,
+        "inserted": 1,
+        "updated": 0,
+        "resent": 0,
+        **changes,
+    }
+    return Resolution(**values)  # type: ignore[arg-type]
+
+
+def three_users(run_dir: Path) -> Tracker:
+    """A tracker over one chunk of three users (its file is on disk)."""
+    manifest = make_manifest(1)
+    body = orjson.dumps([{"email": f"u{i}@example.com"} for i in range(3)])
+    chunk = manifest.chunks[0]
+    chunk.users, chunk.bytes, chunk.sha256 = 3, len(body), hashlib.sha256(body).hexdigest()
+    journal = claim_new(run_dir)
+    (run_dir / "chunks").mkdir()
+    (run_dir / chunk.file).write_bytes(body)
+    return Tracker.create(run_dir, manifest, journal, compact_interval=NEVER)
+
+
+class TestResolutions:
+    def test_a_chunk_whose_users_are_all_there_completes_without_a_job(self, run_dir: Path) -> None:
+        with three_users(run_dir) as tracker:
+            tracker.submitting(0)
+            tracker.ambiguous(0)
+            tracker.resolved(0, resolution("unseen_job", 1, looked_up=3, found=3, inserted=3))
+            chunk = tracker.chunk(0)
+            assert chunk.status == "completed"
+            assert chunk.summary == {"total": 3, "inserted": 3, "updated": 0, "failed": 0}
+        assert state_of(load_manifest(run_dir)) == state_of(tracker.manifest)
+
+    def test_a_job_for_the_missing_users_completes_the_chunk_with_every_count(
+        self, run_dir: Path
+    ) -> None:
+        with three_users(run_dir) as tracker:
+            tracker.submitting(0)
+            tracker.submitted(0, "job_a")
+            tracker.attempt_failed(0, "lost", "job_a was not found")
+            tracker.resolved(
+                0,
+                resolution(
+                    "unseen_job",
+                    1,
+                    looked_up=3,
+                    found=2,
+                    inserted=1,
+                    updated=1,
+                    resent=1,
+                    file="chunks/000000.r1.json",
+                    sha256="ab" * 32,
+                    bytes=30,
+                ),
+            )
+            chunk = tracker.chunk(0)
+            assert chunk.status == "planned"
+            assert chunk.sending() == ("chunks/000000.r1.json", "ab" * 32, 30, 1)
+            tracker.submitting(0)
+            tracker.submitted(0, "job_b")
+            tracker.completed(0, {"total": 1, "inserted": 0, "updated": 0, "failed": 1})
+            assert tracker.chunk(0).summary == {
+                "total": 3,
+                "inserted": 1,
+                "updated": 1,
+                "failed": 1,
+            }
+            checked = resolution("duplicates", 2, looked_up=1, found=1, inserted=1)
+            tracker.errors_saved(0, checked)
+            assert tracker.chunk(0).summary == {
+                "total": 3,
+                "inserted": 2,
+                "updated": 1,
+                "failed": 0,
+            }
+        replayed = load_manifest(run_dir)  # the journal alone gives the same state
+        assert state_of(replayed) == state_of(tracker.manifest)
+        assert replayed.chunks[0].resolutions == tracker.manifest.chunks[0].resolutions
+
+    @pytest.mark.parametrize(
+        ("before", "given", "problem"),
+        [
+            ([], resolution("unseen_job", 1), "settles no unknown outcome"),
+            (["failed"], resolution("unseen_job", 1), "settles no unknown outcome"),
+            (["unknown"], resolution("unseen_job", 2), "does not settle the chunk's last"),
+            (
+                ["unknown"],
+                resolution("unseen_job", 1, looked_up=2, found=2, inserted=2),
+                "does not account for the 3 users",
+            ),
+            (
+                ["unknown"],
+                resolution("unseen_job", 1, looked_up=2, found=2, inserted=2, resent=1),
+                "without a file of their own",
+            ),
+        ],
+    )
+    def test_a_resolution_that_settles_nothing_is_illegal(
+        self, run_dir: Path, before: list[str], given: Resolution, problem: str
+    ) -> None:
+        with three_users(run_dir) as tracker:
+            for outcome in before:
+                tracker.submitting(0)
+                if outcome == "unknown":
+                    tracker.ambiguous(0)
+                else:
+                    tracker.submitted(0, "job_x")
+                    tracker.attempt_failed(0, outcome, None)
+            with pytest.raises(RuntimeError, match=problem):
+                tracker.resolved(0, given)
+
+    def test_a_resolution_is_recorded_once(self, run_dir: Path) -> None:
+        with three_users(run_dir) as tracker:
+            tracker.submitting(0)
+            tracker.ambiguous(0)
+            settled = resolution("unseen_job", 1, looked_up=1, found=0, inserted=0, resent=3)
+            tracker.resolved(0, settled)
+            with pytest.raises(RuntimeError, match="settles no unknown outcome"):
+                tracker.resolved(0, settled)
+
+    def test_the_tenant_is_recorded_once_and_another_one_refused(self, run_dir: Path) -> None:
+        with new_tracker(run_dir) as tracker:
+            tracker.record_tenant("https://a.auth0.com/api/v2/", "https://a.auth0.com")
+            tracker.record_tenant("https://a.auth0.com/api/v2/", "https://a.auth0.com")
+            assert len(journal_lines(run_dir)) == 1
+            tracker.record_tenant("https://a.auth0.com/api/v2/", "http://127.0.0.1:9")
+            with pytest.raises(RuntimeError, match="but the run sends to"):
+                tracker.record_tenant("https://b.auth0.com/api/v2/", "https://b.auth0.com")
+        tenant = load_manifest(run_dir).tenant
+        assert tenant is not None
+        assert (tenant.audience, tenant.base_url) == (
+            "https://a.auth0.com/api/v2/",
+            "http://127.0.0.1:9",
+        )

@@ -338,7 +338,7 @@ def test_a_source_format_is_read_the_same_way_on_the_fast_path(tmp_path: Path) -
         assert (result.unchanged_by_text, result.counts.unchanged, sent) == (6, 6, [])
         assert [r["reasons"][0]["reason"] for r in rejected] == ["duplicate_email"]
         assert rejected[0]["user"] == rows[2]  # as read, not as mapped
-        counts = result.counts.as_json()
+        counts: dict[str, Any] = result.counts.as_json()
         # Every record converted once: the duplicate's fields are not counted twice.
         assert counts["source"]["dropped"] == {"aud": 7}
         assert counts["skipped_by_reason"] == {"deleted": 1}
