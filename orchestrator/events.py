@@ -23,3 +23,9 @@ def discard(name: str, fields: Mapping[str, object], /) -> None:
 def info(events: EventSink, message: str) -> None:
     """A line of information for people (an `info` event)."""
     events("info", {"message": message})
+
+
+def warning(events: EventSink, message: str) -> None:
+    """Something a person should know before it costs them (a `warning` event, shown even with
+    --quiet)."""
+    events("warning", {"message": message})

@@ -28,8 +28,9 @@ from orchestrator.errors import (
     RunDirError,
     RunStopped,
 )
-from orchestrator.events import EventSink, info
+from orchestrator.events import EventSink, info, warning
 from orchestrator.outcomes import Outcome
+from orchestrator.plan.passwords import usable_hashes
 from orchestrator.results.preflight import ensure_ready
 from orchestrator.results.report import build_report, job_totals, report_outcome, write_report
 from orchestrator.results.status import status_summary
@@ -131,6 +132,14 @@ def run(
         job_slots=upload.job_slots,
         max_attempts=upload.max_attempts,
     )
+    with_hashes = usable_hashes(tracker.manifest.totals.credentials)
+    if upload.upsert and with_hashes:
+        warning(
+            events,
+            f"--upsert with {with_hashes:,} password hashes: Auth0 sets a hash on a user's first "
+            "import only; users who already exist keep their password, and an upsert carrying a "
+            "hash fails for them (the report lists them); import new users without --upsert",
+        )
     return upload_and_report(run_dir, tracker, target, events)
 
 
@@ -142,6 +151,7 @@ def _check_same_plan(manifest: Manifest, source: str, run_dir: Path, plan: PlanS
             ("--max-request-bytes", plan.max_request_bytes, recorded.max_request_bytes),
             ("--keep-user-id-prefix", plan.keep_user_id_prefix, recorded.keep_user_id_prefix),
             ("--drop-unknown-fields", plan.drop_unknown_fields, recorded.drop_unknown_fields),
+            ("--from", plan.source.format, recorded.source_format),
         )
         if mine != theirs
     ]

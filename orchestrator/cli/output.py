@@ -52,6 +52,7 @@ TEXT_EVENTS: Final = {
     "progress": "{chunks_done}/{chunks} chunks done, {active} active; {inserted} inserted, "
     "{updated} updated, {failed} failed; {rate}",
     "info": "{message}",
+    "warning": "warning: {message}",
 }
 #: Events whose text is a whole block, rendered from their fields.
 TEXT_BLOCKS: Final[dict[str, Callable[[Mapping[str, object]], str]]] = {
@@ -66,7 +67,7 @@ TEXT_BLOCKS: Final[dict[str, Callable[[Mapping[str, object]], str]]] = {
 }
 #: Events still shown with --quiet: the ones that need a person's attention.
 ALWAYS: Final = frozenset(
-    {"chunk_failed", "errors_unavailable", "outcome_unresolved", "duplicates_unchecked"}
+    {"chunk_failed", "errors_unavailable", "outcome_unresolved", "duplicates_unchecked", "warning"}
 )
 #: Events sent often; shown at most every `progress_every` seconds (or drawn live on a terminal).
 THROTTLED: Final = frozenset({"progress", "diff_progress"})

@@ -31,6 +31,11 @@ def kind_of(user: Mapping[str, object]) -> str:
     return credential_of(user).kind
 
 
+def usable_hashes(coverage: Mapping[str, int]) -> int:
+    """Users of a coverage count with a hash Auth0 can check."""
+    return sum(users for kind, users in coverage.items() if kind in USABLE_KINDS)
+
+
 def missing(coverage: Mapping[str, int]) -> int:
     """Users of a coverage count without a usable password."""
     return sum(users for kind, users in coverage.items() if kind not in USABLE_KINDS)

@@ -277,3 +277,27 @@ def test_an_application_without_the_password_grant_is_told_what_to_enable(tmp_pa
         assert refused.returncode == 2
         assert refused.stderr.count("\n") == 1
         assert "Password in its Advanced Settings > Grant Types" in refused.stderr
+
+
+def test_upsert_with_hashes_warns_and_existing_users_keep_their_password(tmp_path: Path) -> None:
+    first = bcrypt.hashpw(b"first", bcrypt.gensalt(4)).decode()
+    second = bcrypt.hashpw(b"second", bcrypt.gensalt(4)).decode()
+    with sandbox() as server:
+        initial = write_ndjson(
+            tmp_path / "a.ndjson", [{"email": "ada@example.com", "password_hash": first}]
+        )
+        assert run(server, initial, tmp_path / "a").returncode == 0
+        again = write_ndjson(
+            tmp_path / "b.ndjson",
+            [{"email": "ada@example.com", "password_hash": second, "name": "Ada"}],
+        )
+        done = run(server, again, tmp_path / "b", "--upsert")
+        events = [json.loads(line) for line in done.stdout.splitlines()]
+        warnings = [e["message"] for e in events if e["event"] == "warning"]
+        assert len(warnings) == 1
+        assert "first import only" in warnings[0]
+        assert done.returncode == 1  # the service refuses the hash for the user who has one
+        signed = logins(
+            server, tmp_path / "a", write_logins(tmp_path / "l.csv", {"ada@example.com": "first"})
+        )
+        assert signed.returncode == 0, signed.stdout
