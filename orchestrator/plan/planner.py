@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -300,6 +301,9 @@ class Planner:
             except orjson.JSONEncodeError:
                 self.reject(record, [UNSAFE_INTEGER], user)
                 continue
+            if b"e+" in encoded and altered_integer(record.text):
+                self.reject(record, [UNSAFE_INTEGER], user)
+                continue
             fits = len(encoded) <= alone
             duplicate = add_keys(user["email"], user.get("user_id"), keep=fits)
             if duplicate is not None:
@@ -354,6 +358,17 @@ class Planner:
             self.passwords.check(stats.credentials, stats.users_accepted)
         self._accepted.finish()
         return stats
+
+
+#: An integer literal of 20 digits or more where a JSON number stands (after ':', '[' or ',').
+_LONG_INTEGER: Final = re.compile(rb"[:\[,]\s*-?[0-9]{20,}\s*[,\]}]")
+
+
+def altered_integer(text: bytes) -> bool:
+    """Whether a record's text holds an integer beyond 64 bits, which the JSON decoder reads as a
+    float (altered, as JavaScript would alter it). Asked only when the user's encoding shows a
+    large float (`e+`): the integers the decoder keeps exactly, the strict encoding refuses."""
+    return _LONG_INTEGER.search(text) is not None
 
 
 UNSAFE_INTEGER: Final = Problem(

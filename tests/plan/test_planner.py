@@ -153,6 +153,24 @@ def test_integers_beyond_53_bits_are_refused_not_altered(tmp_path: Path) -> None
     assert [u["email"] for c in chunks for u in orjson.loads(c.body)] == ["b@example.com"]
 
 
+def test_integers_beyond_64_bits_are_refused_not_turned_into_floats(tmp_path: Path) -> None:
+    path = tmp_path / "u.ndjson"
+    path.write_bytes(
+        b'{"email": "a@example.com", "user_metadata": {"id": 123456789012345678901234567890}}\n'
+        b'{"email": "b@example.com", "user_metadata": {"ids": [1, -98765432109876543210987]}}\n'
+        b'{"email": "c@example.com", "user_metadata": {"big": 1e20, "n": 1.5e16}}\n'
+        b'{"email": "d@example.com", "user_metadata": {"id": "123456789012345678901234567890"}}\n'
+    )
+    stats, chunks, rejects = _plan(path)
+    assert stats.rejected_by_reason == {"unsafe_number": 2}
+    assert [r["where"] for r in rejects] == ["line 1", "line 2"]
+    # Floats written as floats, and digits in a string, are what they say.
+    assert [u["email"] for c in chunks for u in orjson.loads(c.body)] == [
+        "c@example.com",
+        "d@example.com",
+    ]
+
+
 def test_a_malformed_line_stops_planning_naming_it(tmp_path: Path) -> None:
     lines = [orjson.dumps(_user(i)) for i in range(50)]
     lines[30] = b'{"email": "x@example.com",'
