@@ -138,8 +138,9 @@ def add_plan_options(parser: argparse.ArgumentParser, *, chunking: bool = True) 
     parser.add_argument(
         "--drop-unknown-fields",
         action="store_true",
-        help="drop fields the import schema does not accept (e.g. an Auth0 export's created_at) "
-        "instead of rejecting the user",
+        help="drop fields the import schema does not accept instead of rejecting the user "
+        "(counted per field; a field that looks like a password is refused, see "
+        "--without-passwords)",
     )
     if chunking:
         parser.add_argument(

@@ -839,6 +839,7 @@ def test_unknown_export_field_is_rejected_with_a_hint_to_drop_it() -> None:
     assert [p.path for p in problems] == [f"/{key}" for key in sorted(AUTH0_EXPORT_FIELDS)]
     assert all(p.reason == "unknown_field" for p in problems)
     assert all("--drop-unknown-fields" in p.message for p in problems)
+    assert all("--from auth0-export" in p.message for p in problems)
 
 
 def test_unknown_field_hint_suggests_the_right_spelling() -> None:

@@ -102,7 +102,8 @@ def _not_an_object(value: object) -> Problem:
 def _unknown_field(key: object) -> Problem:
     if key in AUTH0_EXPORT_FIELDS:
         hint = (
-            "it comes from an Auth0 export; re-run with --drop-unknown-fields to drop such fields"
+            "it comes from an Auth0 users export: read it with --from auth0-export (or drop such "
+            "fields with --drop-unknown-fields)"
         )
     elif key == "password":
         hint = "plain-text passwords cannot be imported; give password_hash or custom_password_hash"
