@@ -34,6 +34,7 @@ from orchestrator.sources.hashes import (
     from_firebase,
     from_keycloak,
     from_support_hash,
+    phc,
 )
 
 PASSWORD = "correct horse battery staple"
@@ -944,3 +945,19 @@ def test_unsupported_notes_and_messages_never_carry_the_hash() -> None:
         for bit in secret_bits:
             assert bit not in credential.note
             assert bit not in credential.kind
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "$argon2id$v=" + "9" * 5000 + "$m=64,t=1,p=1$c29tZXNhbHQ$aGFzaGhhc2g",
+        "$argon2id$v=\u00b2$m=64,t=1,p=1$c29tZXNhbHQ$aGFzaGhhc2g",  # a digit int() refuses
+        "$argon2id$v=19$m=" + "6" * 5000 + ",t=1,p=1$c29tZXNhbHQ$aGFzaGhhc2g",
+        "$pbkdf2-sha256$i=" + "9" * 5000 + ",l=8$c29tZXNhbHQ$aGFzaGhhc2g",
+        "$pbkdf2-sha256$i=1000,l=\u0668$c29tZXNhbHQ$aGFzaGhhc2g",
+    ],
+)
+def test_phc_numbers_no_parameter_has_are_faults_not_errors(value: str) -> None:
+    faults_of = phc.argon2_faults if value.startswith("$argon2") else phc.pbkdf2_faults
+    (fault,) = faults_of(value)
+    assert "9999" not in fault
