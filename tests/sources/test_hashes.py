@@ -22,13 +22,12 @@ from argon2.low_level import hash_secret, hash_secret_raw
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from orchestrator.plan.passwords import USABLE_KINDS
 from orchestrator.sandbox.passwords import verify
 from orchestrator.sources.hashes import (
     NONE,
-    USABLE_KINDS,
     Credential,
     check_custom_password_hash,
-    credential_of,
     from_bcrypt,
     from_django,
     from_firebase,
@@ -604,27 +603,6 @@ def test_firebase_hashes_are_unsupported() -> None:
 @pytest.mark.parametrize("user", [{"localId": "x", "email": "a@b.co"}, {"passwordHash": ""}])
 def test_firebase_users_without_a_password(user: dict[str, object]) -> None:
     assert from_firebase(user) is NONE
-
-
-# -- users already in the import shape -------------------------------------------------------------
-
-
-def test_credential_of_import_users() -> None:
-    made = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(4)).decode()
-    assert credential_of({"email": "a@b.co", "password_hash": made}) == Credential("bcrypt", {})
-    for algorithm in ("pbkdf2", "argon2", "md5", "scrypt", "ldap", "hmac", "md4"):
-        user = {"email": "a@b.co", "custom_password_hash": {"algorithm": algorithm, "hash": {}}}
-        assert credential_of(user) == Credential(algorithm, {})
-    assert credential_of({"email": "a@b.co"}) is NONE
-    assert Credential("none", {}) == NONE
-
-
-def test_credential_of_odd_import_users() -> None:
-    malformed = credential_of({"email": "a@b.co", "password_hash": "md5:abc"})
-    assert_unsupported(malformed, "malformed-bcrypt", "md5:abc")
-    odd = {"email": "a@b.co", "custom_password_hash": {"algorithm": "sha384", "hash": {}}}
-    assert_unsupported(credential_of(odd), "unknown")
-    assert_unsupported(credential_of({"custom_password_hash": "x"}), "unknown")
 
 
 # -- check_custom_password_hash --------------------------------------------------------------------

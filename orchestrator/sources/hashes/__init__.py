@@ -11,24 +11,26 @@ from __future__ import annotations
 from orchestrator.sources.hashes.bcrypt import from_bcrypt, from_support_hash
 from orchestrator.sources.hashes.check import check_custom_password_hash
 from orchestrator.sources.hashes.credential import (
+    ALGORITHMS,
+    BCRYPT,
     NONE,
-    USABLE_KINDS,
     Credential,
-    credential_of,
+    unsupported,
 )
 from orchestrator.sources.hashes.django import from_django
 from orchestrator.sources.hashes.firebase import from_firebase
 from orchestrator.sources.hashes.keycloak import from_keycloak
 
 __all__ = [
+    "ALGORITHMS",
+    "BCRYPT",
     "NONE",
-    "USABLE_KINDS",
     "Credential",
     "check_custom_password_hash",
-    "credential_of",
     "from_bcrypt",
     "from_django",
     "from_firebase",
     "from_keycloak",
     "from_support_hash",
+    "unsupported",
 ]
