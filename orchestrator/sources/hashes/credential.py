@@ -7,27 +7,7 @@ converter that is not sure says "unsupported" with a reason rather than guess.
 
 from __future__ import annotations
 
-import re
 from typing import Final, NamedTuple
-
-#: The `custom_password_hash.algorithm` values the import schema accepts (reference §7).
-ALGORITHMS: Final = frozenset(
-    {
-        "argon2",
-        "bcrypt",
-        "hmac",
-        "ldap",
-        "md4",
-        "md5",
-        "sha1",
-        "sha256",
-        "sha512",
-        "pbkdf2",
-        "scrypt",
-    }
-)
-#: What Auth0 reads from `password_hash` and custom bcrypt: $2a$/$2b$/$2y$, cost 04-31, salt + hash.
-BCRYPT: Final = re.compile(r"\$2[aby]\$(?:0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}")
 
 
 class Credential(NamedTuple):

@@ -17,7 +17,7 @@ from typing import Final
 PBKDF2_DIGESTS: Final = ("md5", "sha1", "sha224", "sha256", "sha384", "sha512")
 #: Every name Auth0 reads there: Node's `crypto.getHashes()` names (case matters), as the import's
 #: validator lists them; SHA-256 has six names, but "sha-256" or "SHA256" are none of them.
-_NODE_DIGESTS: Final = frozenset(
+NODE_DIGESTS: Final = frozenset(
     {
         "RSA-MD4", "RSA-MD5", "RSA-MDC2", "RSA-RIPEMD160", "RSA-SHA1", "RSA-SHA1-2", "RSA-SHA224",
         "RSA-SHA256", "RSA-SHA384", "RSA-SHA512", "md4", "md4WithRSAEncryption", "md5",
@@ -110,7 +110,7 @@ def pbkdf2_faults(value: str) -> list[str]:
         ]
     faults: list[str] = []
     digest = fields[1].removeprefix("pbkdf2-")
-    if digest not in _NODE_DIGESTS:
+    if digest not in NODE_DIGESTS:
         faults.append(_digest_fault(digest))
     params = _params(fields[2], ("i", "l"), faults) if len(fields) == 5 else {}
     if params is not None and "i" not in params:
