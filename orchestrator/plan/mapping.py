@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Final
 
 from orchestrator.errors import ConfigError
+from orchestrator.plan.passwords import credential_of
 from orchestrator.plan.schema import ALLOWED_FIELDS, BOOL_FIELDS
 from orchestrator.settings import SourceSettings
 from orchestrator.sources.formats import FORMATS, auth0
@@ -34,7 +35,7 @@ from orchestrator.sources.formats.base import (
     put,
     unset,
 )
-from orchestrator.sources.hashes import credential_of, from_support_hash
+from orchestrator.sources.hashes import from_support_hash
 from orchestrator.sources.hashfile import SupportHashes
 
 #: Import fields a mapping may reach into with a dotted name.

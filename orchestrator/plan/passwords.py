@@ -19,11 +19,38 @@ from orchestrator.errors import ConfigError
 from orchestrator.plan.schema import Problem
 from orchestrator.settings import PlanSettings
 from orchestrator.sources.formats import FORMATS
-from orchestrator.sources.hashes import USABLE_KINDS, credential_of
+from orchestrator.sources.hashes import ALGORITHMS, BCRYPT, NONE, Credential, unsupported
 
 NO_PASSWORD: Final = "none"
+#: Every kind that means "this user can log in with the password they had".
+USABLE_KINDS: Final = frozenset(ALGORITHMS)
 #: Names of source fields that look like they hold a password, a hash or its salt.
 CREDENTIAL_LOOKING: Final = re.compile(r"(?i)pass(?:word)?|pwd|salt|hash|secret|^credentials?$")
+
+
+def credential_of(user: Mapping[str, object]) -> Credential:
+    """The credential of a user already in Auth0's import shape (an export file, a hand-made file,
+    a record `--map` gave its hash).
+
+    The fields are {}: the user already carries them. Coverage counts these users like converted
+    ones; whether the hash is well formed is the schema's job (`check_user`), except for a
+    `password_hash` that is plainly not bcrypt, which is counted as what it is.
+
+    Returns:
+        "bcrypt" for `password_hash`, the algorithm of `custom_password_hash`, or NONE.
+    """
+    password_hash = user.get("password_hash")
+    if password_hash is not None:
+        if isinstance(password_hash, str) and BCRYPT.fullmatch(password_hash):
+            return Credential("bcrypt", {})
+        return unsupported("malformed-bcrypt", "password_hash is not a bcrypt $2a$/$2b$/$2y$ hash")
+    custom_hash = user.get("custom_password_hash")
+    if custom_hash is None:
+        return NONE
+    algorithm = custom_hash.get("algorithm") if isinstance(custom_hash, Mapping) else None
+    if isinstance(algorithm, str) and algorithm in USABLE_KINDS:
+        return Credential(algorithm, {})
+    return unsupported("unknown", "custom_password_hash has no algorithm the import accepts")
 
 
 def kind_of(user: Mapping[str, object]) -> str:

@@ -24,11 +24,10 @@ from orchestrator.plan.dedupe import DuplicateFinder
 from orchestrator.plan.mapping import Mapper, mapper_for
 from orchestrator.plan.normalise import Normaliser
 from orchestrator.plan.pack import ChunkPacker, PackedChunk
-from orchestrator.plan.passwords import PasswordPolicy, kind_of, missing, rejection
+from orchestrator.plan.passwords import USABLE_KINDS, PasswordPolicy, kind_of, missing, rejection
 from orchestrator.plan.schema import Problem, check_user
 from orchestrator.settings import PlanSettings
 from orchestrator.sources.formats.base import Converted, Mapped, Skipped, Unmapped
-from orchestrator.sources.hashes import USABLE_KINDS
 from orchestrator.sources.records import SourceRecord
 
 #: How a valid user is written into its chunk: compact JSON, integers refused beyond ±(2**53 - 1),

@@ -5,13 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import bcrypt
 import orjson
 import pytest
 
 from orchestrator.errors import ConfigError
+from orchestrator.plan.passwords import USABLE_KINDS, credential_of
 from orchestrator.plan.planner import ChunkLayout, PlanStats, count_only, plan_chunks
 from orchestrator.settings import PlanSettings, SourceSettings
 from orchestrator.sources.formats import Export
+from orchestrator.sources.hashes import ALGORITHMS, NONE, Credential
 
 BCRYPT = "$2b$10$" + "C" * 53
 PBKDF2 = {
@@ -121,3 +124,33 @@ def test_an_unmapped_password_column_is_not_dropped_silently(tmp_path: Path) -> 
 def test_without_passwords_removes_every_hash(tmp_path: Path) -> None:
     stats, _ = plan(tmp_path, IMPORT_USERS, passwords="without")
     assert stats.credentials == {"none": 3}
+
+
+# -- users already in the import shape -------------------------------------------------------------
+
+
+def test_credential_of_import_users() -> None:
+    made = bcrypt.hashpw(b"correct horse battery staple", bcrypt.gensalt(4)).decode()
+    assert credential_of({"email": "a@b.co", "password_hash": made}) == Credential("bcrypt", {})
+    for algorithm in ("pbkdf2", "argon2", "md5", "scrypt", "ldap", "hmac", "md4"):
+        user = {"email": "a@b.co", "custom_password_hash": {"algorithm": algorithm, "hash": {}}}
+        assert credential_of(user) == Credential(algorithm, {})
+    assert credential_of({"email": "a@b.co"}) is NONE
+    assert Credential("none", {}) == NONE
+    assert frozenset(ALGORITHMS) == USABLE_KINDS
+
+
+def _assert_unsupported(credential: Credential, kind: str, *secrets: str) -> None:
+    assert credential.kind == f"unsupported:{kind}"
+    assert credential.fields == {}
+    assert credential.note
+    for secret in secrets:
+        assert secret not in credential.note
+
+
+def test_credential_of_odd_import_users() -> None:
+    malformed = credential_of({"email": "a@b.co", "password_hash": "md5:abc"})
+    _assert_unsupported(malformed, "malformed-bcrypt", "md5:abc")
+    odd = {"email": "a@b.co", "custom_password_hash": {"algorithm": "sha384", "hash": {}}}
+    _assert_unsupported(credential_of(odd), "unknown")
+    _assert_unsupported(credential_of({"custom_password_hash": "x"}), "unknown")

@@ -100,9 +100,6 @@ CUSTOM_HASHES: dict[str, dict[str, Any]] = {
         encoding="utf8",
     ),
     "pbkdf2-sha512": cph("pbkdf2", value=_pbkdf2_phc("sha512", 10_000)),
-    "pbkdf2-sha256-no-params": cph(
-        "pbkdf2", value="$pbkdf2-sha256$" + _PBKDF2_SALT.hex() + "$" + "A" * 43, encoding="utf8"
-    ),
     "pbkdf2-md4-docs": cph(
         "pbkdf2",
         value="$pbkdf2-md4$i=100000,l=64$+N375B8q0Fw$fp2R9KAM4hK/votGHC5Fu+jhqbxUD8+Nic/EMSGvNC3UP"
@@ -523,10 +520,42 @@ INVALID_CASES: list[tuple[str, Callable[[User], None], str, str]] = [
         P + "/hash/value",
     ),
     (
+        # Auth0 would read i=100000,l=64 into a string without them: a 32-byte hash never matches
+        # l=64, and a converter that leaves i= out has lost the source's iteration count.
+        "pbkdf2 no params",
+        custom_hash("pbkdf2-sha512", value="$pbkdf2-sha256$" + _PBKDF2_SALT.hex() + "$" + "A" * 43),
+        CPH,
+        P + "/hash/value",
+    ),
+    (
         "pbkdf2 padded",
         custom_hash("pbkdf2-sha512", value="$pbkdf2-sha512$SECRETSALT==$SECRETHASH=="),
         CPH,
         P + "/hash/value",
+    ),
+    # What the values of a well-shaped hash say (sources.hashes.value_faults): wrong conversions.
+    (
+        "pbkdf2 l not the hash's",
+        custom_hash(
+            "pbkdf2-sha512", value=_pbkdf2_phc("sha512", 10_000).replace(",l=64$", ",l=32$")
+        ),
+        CPH,
+        P + "/hash/value",
+    ),
+    ("argon2 padded", custom_hash("argon2-docs", value=ARGON2_DOCS + "="), CPH, P + "/hash/value"),
+    ("md5 of 20 bytes", custom_hash("md5-hex", value=PASSWORD.hex()[:40]), CPH, P + "/hash/value"),
+    ("hmac digest size", custom_hash("hmac-sha256", digest="sha512"), CPH, P + "/hash/value"),
+    (
+        "ldap ssha too short",
+        custom_hash("ldap-ssha", value="{SSHA}" + base64.b64encode(b"SECRET-12345").decode()),
+        CPH,
+        P + "/hash/value",
+    ),
+    (
+        "scrypt keylen not the hash's",
+        custom(replace=CUSTOM_HASHES["scrypt"], keylen=64),
+        CPH,
+        P + "/keylen",
     ),
     ("hmac no digest", custom_hash("hmac-sha256", digest=None), CPH, P + "/hash/digest"),
     ("hmac bad digest", custom_hash("hmac-sha256", digest="sha3"), CPH, P + "/hash/digest"),

@@ -2,8 +2,9 @@
 algorithm from a known password (hashlib with Django's and Keycloak's exact encodings, bcrypt,
 argon2-cffi), converted, and checked by the sandbox's verifier, which checks hashes as Auth0 does.
 A conversion passes only if the password matches and a wrong one does not; unsupported kinds carry
-no fields and a reason that never repeats the hash. check_custom_password_hash passes what the
-converters make and catches the usual wrong conversions, each of which really fails to log in."""
+no fields and a reason that never repeats the hash. The import schema (`check_user`, which runs the
+content checks of `value_faults` on a well-shaped custom hash) passes what the converters make and
+catches the usual wrong conversions, each of which really fails to log in."""
 
 from __future__ import annotations
 
@@ -22,18 +23,18 @@ from argon2.low_level import hash_secret, hash_secret_raw
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from orchestrator.plan.passwords import USABLE_KINDS
+from orchestrator.plan.schema import check_user
 from orchestrator.sandbox.passwords import verify
 from orchestrator.sources.hashes import (
     NONE,
-    USABLE_KINDS,
     Credential,
-    check_custom_password_hash,
-    credential_of,
     from_bcrypt,
     from_django,
     from_firebase,
     from_keycloak,
     from_support_hash,
+    phc,
 )
 
 PASSWORD = "correct horse battery staple"
@@ -73,8 +74,15 @@ def hash_value(credential: Credential) -> str:
     return value
 
 
+def faults(cph: object) -> list[tuple[str, str]]:
+    """The problems `check_user` finds in a user holding `cph` as its custom_password_hash, as
+    (path below /custom_password_hash, message) pairs."""
+    problems = check_user({"email": "a@example.com", "custom_password_hash": cph})
+    return [(p.path.removeprefix("/custom_password_hash"), p.message) for p in problems]
+
+
 def assert_logs_in(credential: Credential, password: str = PASSWORD, kind: str = "") -> None:
-    """The converted hash accepts `password` and nothing else, and passes the deeper checks."""
+    """The converted hash accepts `password` and nothing else, and the import schema passes it."""
     assert credential.kind in USABLE_KINDS
     if kind:
         assert credential.kind == kind
@@ -85,9 +93,10 @@ def assert_logs_in(credential: Credential, password: str = PASSWORD, kind: str =
     assert verify(stored, WRONG) is False
     if isinstance(stored, Mapping):
         assert stored["algorithm"] == credential.kind
-        assert check_custom_password_hash(stored) == []
+        assert faults(stored) == []
     else:
         assert credential.kind == "bcrypt"
+        assert check_user({"email": "a@example.com", "password_hash": stored}) == []
 
 
 def assert_unsupported(credential: Credential, kind: str, *secrets: str) -> None:
@@ -605,28 +614,7 @@ def test_firebase_users_without_a_password(user: dict[str, object]) -> None:
     assert from_firebase(user) is NONE
 
 
-# -- users already in the import shape -------------------------------------------------------------
-
-
-def test_credential_of_import_users() -> None:
-    made = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(4)).decode()
-    assert credential_of({"email": "a@b.co", "password_hash": made}) == Credential("bcrypt", {})
-    for algorithm in ("pbkdf2", "argon2", "md5", "scrypt", "ldap", "hmac", "md4"):
-        user = {"email": "a@b.co", "custom_password_hash": {"algorithm": algorithm, "hash": {}}}
-        assert credential_of(user) == Credential(algorithm, {})
-    assert credential_of({"email": "a@b.co"}) is NONE
-    assert Credential("none", {}) == NONE
-
-
-def test_credential_of_odd_import_users() -> None:
-    malformed = credential_of({"email": "a@b.co", "password_hash": "md5:abc"})
-    assert_unsupported(malformed, "malformed-bcrypt", "md5:abc")
-    odd = {"email": "a@b.co", "custom_password_hash": {"algorithm": "sha384", "hash": {}}}
-    assert_unsupported(credential_of(odd), "unknown")
-    assert_unsupported(credential_of({"custom_password_hash": "x"}), "unknown")
-
-
-# -- check_custom_password_hash --------------------------------------------------------------------
+# -- the import schema's checks of a custom_password_hash ---------------------------------------------
 
 SALT = b"\xfb\xff\x00salt-bytes\xfe\xff\xfe"  # base64 with '+', '/' and '==' padding
 ITERATIONS = 1002  # a key whose base64 has '+', '/' and '=' too
@@ -644,7 +632,7 @@ def _paths(problems: list[tuple[str, str]]) -> list[str]:
 def _assert_caught(stored: dict[str, object], path: str, *words: str) -> None:
     """The check reports `path` with a message naming `words`, never quoting the salt or hash;
     and the hash really does not log in (a wrong conversion, not a style point)."""
-    problems = check_custom_password_hash(stored)
+    problems = faults(stored)
     assert path in _paths(problems), problems
     message = " ".join(text for where, text in problems if where == path)
     for word in words:
@@ -668,7 +656,7 @@ def good_phc(**overrides: str) -> str:
 
 def test_check_passes_a_correct_pbkdf2() -> None:
     stored = pbkdf2_custom(good_phc())
-    assert check_custom_password_hash(stored) == []
+    assert faults(stored) == []
     assert verify(stored, PASSWORD) is True
 
 
@@ -701,7 +689,7 @@ def test_check_catches_wrong_pbkdf2_conversions(
      ("sha3", ""), ("", "")],
 )  # fmt: skip
 def test_check_catches_digests_the_import_does_not_name(digest: str, hint: str) -> None:
-    problems = check_custom_password_hash(pbkdf2_custom(good_phc(digest=digest)))
+    problems = faults(pbkdf2_custom(good_phc(digest=digest)))
     assert _paths(problems) == ["/hash/value"]
     assert "digest after $pbkdf2-" in problems[0][1]
     assert hint in problems[0][1]
@@ -709,7 +697,7 @@ def test_check_catches_digests_the_import_does_not_name(digest: str, hint: str) 
 
 def test_check_accepts_nodes_digest_names() -> None:
     for digest in ("sha1", "sha512", "RSA-SHA256", "sha256WithRSAEncryption"):
-        assert check_custom_password_hash(pbkdf2_custom(good_phc(digest=digest))) == []
+        assert faults(pbkdf2_custom(good_phc(digest=digest))) == []
 
 
 @pytest.mark.parametrize(
@@ -726,9 +714,9 @@ def test_check_catches_strings_that_are_not_pbkdf2_phc(value: str) -> None:
 
 def test_check_pbkdf2_object_rules() -> None:
     stored = pbkdf2_custom(good_phc()) | {"salt": {"value": "x"}}
-    assert _paths(check_custom_password_hash(stored)) == ["/salt"]
+    assert _paths(faults(stored)) == ["/salt"]
     stored = {"algorithm": "pbkdf2", "hash": {"value": good_phc(), "encoding": "base64"}}
-    assert _paths(check_custom_password_hash(stored)) == ["/hash/encoding"]
+    assert _paths(faults(stored)) == ["/hash/encoding"]
 
 
 def _argon2_phc(memory_cost: int = 64, parallelism: int = 1) -> str:
@@ -738,7 +726,7 @@ def _argon2_phc(memory_cost: int = 64, parallelism: int = 1) -> str:
 def test_check_passes_argon2() -> None:
     for value in (_argon2_phc(), _argon2_phc(parallelism=4, memory_cost=32)):
         stored = {"algorithm": "argon2", "hash": {"value": value, "encoding": "utf8"}}
-        assert check_custom_password_hash(stored) == []
+        assert faults(stored) == []
         assert verify(stored, PASSWORD) is True
 
 
@@ -760,7 +748,7 @@ def test_check_passes_argon2() -> None:
 def test_check_catches_argon2_faults(change: Any, words: tuple[str, ...]) -> None:
     value = change(_argon2_phc())
     stored = {"algorithm": "argon2", "hash": {"value": value}}
-    problems = check_custom_password_hash(stored)
+    problems = faults(stored)
     assert problems
     assert _paths(problems) == ["/hash/value"] * len(problems)
     for word in words:
@@ -785,31 +773,29 @@ def _scrypt_custom(**changes: object) -> dict[str, object]:
 
 
 def test_check_scrypt() -> None:
-    assert check_custom_password_hash(_scrypt_custom()) == []
+    assert faults(_scrypt_custom()) == []
     assert verify(_scrypt_custom(), PASSWORD) is True
     _assert_caught(_scrypt_custom(keylen=64), "/keylen", "keylen is 64", "32 bytes", "set it to 32")
-    _assert_caught(_scrypt_custom(keylen=None), "/keylen", "needs keylen", "32 here")
+    _assert_caught(_scrypt_custom(keylen=None), "/keylen", "needs keylen", "length in bytes")
     _assert_caught(_scrypt_custom(keylen=0), "/keylen", "greater than zero")
     _assert_caught(_scrypt_custom(cost=1000), "/cost", "power of two")
     _assert_caught(_scrypt_custom(blockSize=-1), "/blockSize")
     hex_key = {"value": hashlib.sha256(b"x").hexdigest(), "encoding": "utf8"}
     _assert_caught(_scrypt_custom(hash=hex_key), "/hash/encoding", "hex or base64")
-    assert check_custom_password_hash(_scrypt_custom(cost=None, blockSize=None)) == []
-    assert check_custom_password_hash(_scrypt_custom(keylen=32.0, cost=1024.0)) == []
-    _assert_caught(_scrypt_custom(keylen=31.5), "/keylen", "whole number")
+    assert faults(_scrypt_custom(cost=None, blockSize=None)) == []
+    assert faults(_scrypt_custom(keylen=32.0, cost=1024.0)) == []
+    _assert_caught(_scrypt_custom(keylen=31.5), "/keylen", "integer")
     _assert_caught(_scrypt_custom(parallelization=True), "/parallelization")
 
 
 def test_check_bcrypt() -> None:
     made = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(4)).decode()
-    assert check_custom_password_hash({"algorithm": "bcrypt", "hash": {"value": made}}) == []
-    problems = check_custom_password_hash(
-        {"algorithm": "bcrypt", "hash": {"value": "$2x$" + made[4:]}}
-    )
+    assert faults({"algorithm": "bcrypt", "hash": {"value": made}}) == []
+    problems = faults({"algorithm": "bcrypt", "hash": {"value": "$2x$" + made[4:]}})
     assert _paths(problems) == ["/hash/value"]
     assert "$2x$" in problems[0][1]
     assert made[7:] not in problems[0][1]
-    problems = check_custom_password_hash({"algorithm": "bcrypt", "hash": {"value": made[:-1]}})
+    problems = faults({"algorithm": "bcrypt", "hash": {"value": made[:-1]}})
     assert _paths(problems) == ["/hash/value"]
     assert made[7:-1] not in problems[0][1]
 
@@ -822,11 +808,11 @@ def test_check_digest_sizes(algorithm: str, size: int) -> None:
     digest = hashlib.shake_256(PASSWORD.encode()).digest(size)
     for encoding, text in (("hex", digest.hex()), ("base64", b64(digest))):
         stored = {"algorithm": algorithm, "hash": {"value": text, "encoding": encoding}}
-        assert check_custom_password_hash(stored) == []
+        assert faults(stored) == []
     other = hashlib.sha384(PASSWORD.encode()).digest()
     for encoding, text in (("hex", other.hex()), ("base64", b64(other))):
         stored = {"algorithm": algorithm, "hash": {"value": text, "encoding": encoding}}
-        problems = check_custom_password_hash(stored)
+        problems = faults(stored)
         assert _paths(problems) == ["/hash/value"]
         assert f"{size} bytes" in problems[0][1]
         assert "48" in problems[0][1]
@@ -842,7 +828,7 @@ def test_check_digest_encodings() -> None:
         ("base64", base64.urlsafe_b64encode(digest).decode().rstrip("=")),  # Node reads these
     ):
         stored = {"algorithm": "sha256", "hash": {"value": text, "encoding": encoding}}
-        assert check_custom_password_hash(stored) == []
+        assert faults(stored) == []
         assert verify(stored, PASSWORD) is True
     for hash_part in (
         {"value": digest.hex()},
@@ -851,7 +837,7 @@ def test_check_digest_encodings() -> None:
         {"value": "%%" + b64(digest), "encoding": "base64"},
     ):
         stored = {"algorithm": "sha256", "hash": hash_part}
-        assert check_custom_password_hash(stored), hash_part
+        assert faults(stored), hash_part
         assert verify(stored, PASSWORD) is False
 
 
@@ -861,20 +847,20 @@ def test_check_hmac() -> None:
     hash_part: dict[str, object] = {"value": mac.hex(), "encoding": "hex", "digest": "sha256"}
     hash_part["key"] = {"value": key.decode()}
     good = {"algorithm": "hmac", "hash": hash_part}
-    assert check_custom_password_hash(good) == []
+    assert faults(good) == []
     assert verify(good, PASSWORD) is True
     no_digest = {
         "algorithm": "hmac",
         "hash": {"value": mac.hex(), "encoding": "hex", "key": {"value": "k"}},
     }
-    assert _paths(check_custom_password_hash(no_digest)) == ["/hash/digest"]
+    assert _paths(faults(no_digest)) == ["/hash/digest"]
     no_key = {
         "algorithm": "hmac",
         "hash": {"value": mac.hex(), "encoding": "hex", "digest": "sha256"},
     }
-    assert _paths(check_custom_password_hash(no_key)) == ["/hash/key"]
+    assert _paths(faults(no_key)) == ["/hash/key"]
     wrong_digest = {**good, "hash": {**hash_part, "digest": "sha512"}}
-    assert _paths(check_custom_password_hash(wrong_digest)) == ["/hash/value"]
+    assert _paths(faults(wrong_digest)) == ["/hash/value"]
 
 
 def test_check_ldap() -> None:
@@ -883,7 +869,7 @@ def test_check_ldap() -> None:
     sha256 = "{SHA256}" + b64(hashlib.sha256(PASSWORD.encode()).digest())
     for value in (ssha, sha256):
         stored = {"algorithm": "ldap", "hash": {"value": value, "encoding": "utf8"}}
-        assert check_custom_password_hash(stored) == []
+        assert faults(stored) == []
         assert verify(stored, PASSWORD) is True
     for value in (
         "{CRYPT}abcdefgh",
@@ -892,25 +878,26 @@ def test_check_ldap() -> None:
         "SHA" + b64(b"x" * 20),
     ):
         stored = {"algorithm": "ldap", "hash": {"value": value}}
-        problems = check_custom_password_hash(stored)
+        problems = faults(stored)
         assert _paths(problems) == ["/hash/value"], value
         assert verify(stored, PASSWORD) is False
 
 
 @pytest.mark.parametrize(
-    ("value", "path"),
+    ("value", "paths"),
     [
-        ("pbkdf2", ""),
-        ([], ""),
-        ({"hash": {"value": "x"}}, "/algorithm"),
-        ({"algorithm": "sha384", "hash": {"value": "x"}}, "/algorithm"),
-        ({"algorithm": "md5"}, "/hash/value"),
-        ({"algorithm": "md5", "hash": "abc"}, "/hash/value"),
-        ({"algorithm": "md5", "hash": {"value": ""}}, "/hash/value"),
+        ("pbkdf2", [""]),
+        ([], [""]),
+        ({"hash": {"value": "x"}}, ["/algorithm"]),
+        ({"algorithm": "sha384", "hash": {"value": "x"}}, ["/algorithm"]),
+        ({"algorithm": "md5"}, ["/hash"]),
+        ({"algorithm": "md5", "hash": "abc"}, ["/hash"]),
+        ({"algorithm": "md5", "hash": {"value": ""}}, ["/hash/value", "/hash/encoding"]),
     ],
 )
-def test_check_reports_shapes_it_cannot_look_into(value: object, path: str) -> None:
-    assert _paths(check_custom_password_hash(value)) == [path]
+def test_check_reports_shapes_it_cannot_look_into(value: object, paths: list[str]) -> None:
+    """A shape the content checks cannot read is the schema's to report, and only it is."""
+    assert _paths(faults(value)) == paths
 
 
 def test_unsupported_notes_and_messages_never_carry_the_hash() -> None:
@@ -944,3 +931,19 @@ def test_unsupported_notes_and_messages_never_carry_the_hash() -> None:
         for bit in secret_bits:
             assert bit not in credential.note
             assert bit not in credential.kind
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "$argon2id$v=" + "9" * 5000 + "$m=64,t=1,p=1$c29tZXNhbHQ$aGFzaGhhc2g",
+        "$argon2id$v=\u00b2$m=64,t=1,p=1$c29tZXNhbHQ$aGFzaGhhc2g",  # a digit int() refuses
+        "$argon2id$v=19$m=" + "6" * 5000 + ",t=1,p=1$c29tZXNhbHQ$aGFzaGhhc2g",
+        "$pbkdf2-sha256$i=" + "9" * 5000 + ",l=8$c29tZXNhbHQ$aGFzaGhhc2g",
+        "$pbkdf2-sha256$i=1000,l=\u0668$c29tZXNhbHQ$aGFzaGhhc2g",
+    ],
+)
+def test_phc_numbers_no_parameter_has_are_faults_not_errors(value: str) -> None:
+    faults_of = phc.argon2_faults if value.startswith("$argon2") else phc.pbkdf2_faults
+    (fault,) = faults_of(value)
+    assert "9999" not in fault

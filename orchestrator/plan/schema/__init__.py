@@ -3,15 +3,15 @@
 Owns what makes one decoded user valid and, when it is not, every reason why (code, JSON-pointer
 path, a one-line message that never quotes a secret). Each rule is the only definition of its
 property: `fields` (the strings and booleans), `passwords`, `metadata` and `mfa` hold them,
-`vocabulary` the table's names and limits, `user` the whole user. Normalising users, duplicates
-and sizes belong elsewhere; their codes are in REASONS.
+`vocabulary` the table's names and limits, `user` the whole user. The hash formats' vocabulary and
+the checks inside a custom hash's values are `sources.hashes`', shared with the converters.
+Normalising users, duplicates and sizes belong elsewhere; their codes are in REASONS.
 """
 
 from __future__ import annotations
 
 from orchestrator.plan.schema.user import RULES, check_user
 from orchestrator.plan.schema.vocabulary import (
-    ALGORITHMS,
     ALLOWED_FIELDS,
     AUTH0_EXPORT_FIELDS,
     BOOL_FIELDS,
@@ -24,6 +24,7 @@ from orchestrator.plan.schema.vocabulary import (
     STRING_LIMITS,
     Problem,
 )
+from orchestrator.sources.hashes import ALGORITHMS
 
 __all__ = [
     "ALGORITHMS",

@@ -1,25 +1,26 @@
 """The rules of the password properties: `password_hash` (bcrypt) and `custom_password_hash` (an
 algorithm, a hash, and each algorithm's own rules).
+
+This module checks a custom hash's shape: its properties, their types and enums, and what each
+algorithm requires of them. What the values of a well-shaped one say (PHC strings, digest sizes,
+scrypt's keylen, bcrypt's variant, LDAP schemes) is read by `sources.hashes.value_faults`, the
+checks the converters are tested against, and reported under the same reason: a hash converted
+wrongly imports fine and then never matches, so the schema must catch it before it is sent.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable
 from typing import Final
 
 from orchestrator.plan.schema.vocabulary import (
-    ALGORITHMS,
     CPH_KEYS,
     ENCODINGS,
     HASH_KEYS,
-    HMAC_DIGESTS,
     KEY_KEYS,
     NO_SALT_ALGORITHMS,
     OK,
     PASSWORD_ENCODINGS,
     PASSWORD_KEYS,
-    PBKDF2_DIGESTS,
     SALT_KEYS,
     SALT_POSITIONS,
     UTF8_ALGORITHMS,
@@ -32,31 +33,30 @@ from orchestrator.plan.schema.vocabulary import (
     show_key,
     wrong_type,
 )
-
-# bcrypt: $2a$/$2b$/$2y$, a two-digit cost 04-31, then 22 salt + 31 hash characters.
-_BCRYPT: Final = re.compile(r"\$2[aby]\$(?:0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}")
-_B64: Final = r"[A-Za-z0-9+/]+"
-_ARGON2: Final = re.compile(
-    rf"\$argon2(?:id|i|d)(?:\$v=[0-9]+)?\$m=[0-9]+,t=[0-9]+,p=[0-9]+"
-    rf"(?:,[a-z0-9-]+=[^$,]+)*\${_B64}\${_B64}"
+from orchestrator.sources.hashes import (
+    ALGORITHMS,
+    BCRYPT,
+    DIGEST_SIZES,
+    bcrypt_fault,
+    decode,
+    value_faults,
 )
-_PBKDF2: Final = re.compile(
-    rf"\$pbkdf2-([A-Za-z0-9-]+)(?:\$[il]=[0-9]+(?:,[il]=[0-9]+)?)?\${_B64}\${_B64}"
-)
-_LDAP: Final = re.compile(r"\{([A-Za-z0-9-]+)\}([A-Za-z0-9+/]+={0,2})")
-_LDAP_SCHEME: Final = re.compile(r"(?i:S?MD5|S?SHA[0-9]*)")
-# Hex: whole bytes, so an even number of these (checked apart: `(?:..)+` is ~4x slower).
-_HEX_DIGITS: Final = re.compile(r"[0-9A-Fa-f]+")
-_BASE64: Final = re.compile(r"[A-Za-z0-9+/_-]+={0,2}")
 
 
 # password_hash: bcrypt $2a$/$2b$ [C] SCHEMA-PAGE; $2y$ too, as custom bcrypt accepts [C].
 def _password_hash(value: object) -> Problems:
     if type(value) is not str:
         return not_plain_str(_password_hash, "password_hash", value)
-    if _BCRYPT.fullmatch(value) is not None:
+    if BCRYPT.fullmatch(value) is not None:
         return OK
-    return (Problem("invalid_password_hash", "/password_hash", _bcrypt_fault("password_hash")),)
+    message = bcrypt_fault(value, "password_hash value")
+    return (
+        Problem(
+            "invalid_password_hash",
+            "/password_hash",
+            f"{message}; for other algorithms use custom_password_hash",
+        ),
+    )
 
 
 # custom_password_hash: {algorithm, hash, ...}, per-algorithm rules [C] SCHEMA-PAGE (see below).
@@ -81,15 +81,11 @@ def _custom_password_hash(value: object) -> Problems:
         _scrypt_numbers(value, algorithm, out)
     if hash_ is not None:
         _hash(hash_, algorithm, out)
-    return out
-
-
-def _bcrypt_fault(name: str) -> str:
-    return (
-        f"the {name} value is not a bcrypt hash: it must be $2a$, $2b$ or $2y$, a two-digit cost "
-        "04-31, '$' and 53 characters of [./A-Za-z0-9]; for other algorithms use "
-        "custom_password_hash"
-    )
+    if out or algorithm is None:
+        return out
+    # The shape is right: what the values say is `sources.hashes`' to read (PHC strings, sizes,
+    # keylen, bcrypt, LDAP), the checks that catch a wrong conversion the import would accept.
+    return [_cph(where, message) for where, message in value_faults(algorithm, value)] or OK
 
 
 # ==================================================================================================
@@ -99,6 +95,8 @@ _CPH: Final = "/custom_password_hash"
 _CPH_REASON: Final = "invalid_custom_password_hash"
 _ALGORITHMS: Final = frozenset(ALGORITHMS)
 _ENCODINGS: Final = frozenset(ENCODINGS)
+#: The digests hmac takes: those whose sizes the hashes know.
+_HMAC_DIGESTS: Final = tuple(DIGEST_SIZES)
 #: scrypt's numbers: each an integer at least this large; cost also a power of two.
 _SCRYPT_NUMBERS: Final = (
     ("keylen", 1, "an integer greater than zero"),
@@ -198,28 +196,13 @@ def _required_string(
     return None
 
 
-def _is_hex(text: str) -> bool:
-    return len(text) % 2 == 0 and _HEX_DIGITS.fullmatch(text) is not None
-
-
-def _is_base64(text: str) -> bool:
-    return _BASE64.fullmatch(text) is not None
-
-
-#: How a value in each encoding that can be checked must look.
-_ENCODED: Final[dict[str, Callable[[str], bool]]] = {"hex": _is_hex, "base64": _is_base64}
-
-
 def _encoded(value: str, encoding: object, where: str, what: str, out: list[Problem]) -> None:
-    """A value declared hex/base64 must look like it (the value itself is never shown)."""
-    looks_right = _ENCODED.get(encoding) if isinstance(encoding, str) else None
-    if looks_right is None or looks_right(value):
-        return
+    """A value declared hex/base64 must be it, as Node reads it (the value is never shown)."""
     if encoding == "hex":
-        message = f"the {what} is declared hex but is not an even number of hex digits"
-    else:
-        message = f"the {what} is declared base64 but has characters outside base64"
-    out.append(_cph(where, message))
+        if decode(value, "hex") is None:
+            out.append(_cph(where, f"the {what} is declared hex but is not whole bytes of hex"))
+    elif encoding == "base64" and decode(value, "base64") is None:
+        out.append(_cph(where, f"the {what} is declared base64 but is not base64"))
 
 
 def _salt(salt: dict[object, object], algorithm: str | None, out: list[Problem]) -> None:
@@ -262,17 +245,14 @@ def _scrypt_numbers(cph: dict[object, object], algorithm: str | None, out: list[
 
 def _hash(hash_: dict[object, object], algorithm: str | None, out: list[Problem]) -> None:
     given = hash_.get("value")
-    value = (
-        given
-        if type(given) is str and given
-        else _required_string(hash_, "/hash", "the password hash", out)
-    )
+    if type(given) is not str or not given:
+        _required_string(hash_, "/hash", "the password hash", out)
     encoding = hash_.get("encoding")
     encoding_ok = (type(encoding) is str and encoding in _ENCODINGS) or _enum(
         hash_, "encoding", ENCODINGS, "/hash", out
     )
     if "digest" in hash_:
-        _enum(hash_, "digest", HMAC_DIGESTS, "/hash", out)
+        _enum(hash_, "digest", _HMAC_DIGESTS, "/hash", out)
     if "key" in hash_:
         _hmac_key(hash_["key"], out)
     if algorithm is None or not encoding_ok:
@@ -280,18 +260,13 @@ def _hash(hash_: dict[object, object], algorithm: str | None, out: list[Problem]
     if algorithm in UTF8_ALGORITHMS:
         if encoding is not None and encoding != "utf8":
             out.append(_cph("/hash/encoding", f"{algorithm} hashes must use hash.encoding utf8"))
-        fault = "" if value is None else _hash_format_fault(algorithm, value)
-        if fault:
-            out.append(_cph("/hash/value", fault))
         return
     if encoding != "hex" and encoding != "base64":
         out.append(_cph("/hash/encoding", f"{algorithm} hashes need hash.encoding hex or base64"))
-    elif value is not None:
-        _encoded(value, encoding, "/hash/value", "hash value", out)
     if algorithm == "hmac":
         if "digest" not in hash_:
             out.append(
-                _cph("/hash/digest", f"hmac needs hash.digest: one of {', '.join(HMAC_DIGESTS)}")
+                _cph("/hash/digest", f"hmac needs hash.digest: one of {', '.join(_HMAC_DIGESTS)}")
             )
         if "key" not in hash_:
             out.append(_cph("/hash/key", "hmac needs hash.key with the key's value"))
@@ -307,41 +282,6 @@ def _hmac_key(key: object, out: list[Problem]) -> None:
     value = _required_string(key, "/hash/key", "the HMAC key", out)
     if _enum(key, "encoding", ENCODINGS, "/hash/key", out) and value is not None:
         _encoded(value, key.get("encoding"), "/hash/key/value", "key value", out)
-
-
-def _hash_format_fault(algorithm: str, value: str) -> str:
-    """Why a utf8 hash value has the wrong shape for `algorithm` ("" if fine); never quotes it."""
-    if algorithm == "bcrypt":
-        return "" if _BCRYPT.fullmatch(value) else _bcrypt_fault("hash")
-    if algorithm == "argon2":
-        if _ARGON2.fullmatch(value):
-            return ""
-        return (
-            "the hash value is not an argon2 PHC string: "
-            "$argon2id|argon2i|argon2d[$v=N]$m=N,t=N,p=N$<base64 salt>$<base64 hash>"
-        )
-    if algorithm == "pbkdf2":
-        match = _PBKDF2.fullmatch(value)
-        if match is None:
-            return (
-                "the hash value is not a pbkdf2 PHC string: "
-                "$pbkdf2-<digest>[$i=N,l=N]$<base64 salt>$<base64 hash> (no '=' padding)"
-            )
-        if match.group(1) not in PBKDF2_DIGESTS:
-            return (
-                f"the pbkdf2 digest {match.group(1)!r} is not supported (e.g. use sha512, sha256)"
-            )
-        return ""
-    # ldap: RFC 2307 {SCHEME}<base64>, schemes MD5, SMD5, SHA*, SSHA* (not CRYPT)
-    match = _LDAP.fullmatch(value)
-    if match is None:
-        return "the hash value is not an RFC 2307 LDAP hash: {SCHEME}<base64>"
-    if _LDAP_SCHEME.fullmatch(match.group(1)) is None:
-        return (
-            f"the LDAP scheme {{{match.group(1)}}} is not supported: "
-            "use MD5, SMD5, SHA* or SSHA* (CRYPT is not supported)"
-        )
-    return ""
 
 
 #: Property name -> its rule, in the table's order.

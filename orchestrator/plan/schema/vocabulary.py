@@ -139,75 +139,14 @@ MFA_MAX: Final = 10
 #: Metadata key problems listed per metadata object; a pathological user must not flood reports.
 MAX_KEY_PROBLEMS: Final = 10
 
-# custom_password_hash (SCHEMA-PAGE). Tuples keep the documented order for messages.
-ALGORITHMS: Final = (
-    "argon2",
-    "bcrypt",
-    "hmac",
-    "ldap",
-    "md4",
-    "md5",
-    "sha1",
-    "sha256",
-    "sha512",
-    "pbkdf2",
-    "scrypt",
-)
+# custom_password_hash (SCHEMA-PAGE). Tuples keep the documented order for messages. The hash
+# formats' own vocabulary (the algorithms, bcrypt, the digests and their sizes, how Node decodes
+# hex and base64) is `sources.hashes`', shared with the converters: imported, never restated here.
 #: Algorithms whose hash.value is a string in the algorithm's own format (hash.encoding utf8).
 UTF8_ALGORITHMS: Final = frozenset({"argon2", "bcrypt", "ldap", "pbkdf2"})
-DIGEST_ALGORITHMS: Final = frozenset({"md4", "md5", "sha1", "sha256", "sha512"})
 #: Algorithms whose salt is inside hash.value: a salt object is refused.
 NO_SALT_ALGORITHMS: Final = frozenset({"argon2", "ldap", "pbkdf2"})
 ENCODINGS: Final = ("base64", "hex", "utf8")
-HMAC_DIGESTS: Final = (
-    "md4",
-    "md5",
-    "ripemd160",
-    "sha1",
-    "sha224",
-    "sha256",
-    "sha384",
-    "sha512",
-    "whirlpool",
-)
-#: The digests Node's crypto knows by these names (what Auth0 runs pbkdf2 with).
-PBKDF2_DIGESTS: Final = frozenset(
-    [
-        "RSA-MD4",
-        "RSA-MD5",
-        "RSA-MDC2",
-        "RSA-RIPEMD160",
-        "RSA-SHA1",
-        "RSA-SHA1-2",
-        "RSA-SHA224",
-        "RSA-SHA256",
-        "RSA-SHA384",
-        "RSA-SHA512",
-        "md4",
-        "md4WithRSAEncryption",
-        "md5",
-        "md5WithRSAEncryption",
-        "mdc2",
-        "mdc2WithRSA",
-        "ripemd",
-        "ripemd160",
-        "ripemd160WithRSA",
-        "rmd160",
-        "sha1",
-        "sha1WithRSAEncryption",
-        "sha224",
-        "sha224WithRSAEncryption",
-        "sha256",
-        "sha256WithRSAEncryption",
-        "sha384",
-        "sha384WithRSAEncryption",
-        "sha512",
-        "sha512WithRSAEncryption",
-        "ssl3-md5",
-        "ssl3-sha1",
-        "whirlpool",
-    ]
-)
 SALT_POSITIONS: Final = ("prefix", "suffix")
 PASSWORD_ENCODINGS: Final = ("ascii", "utf8", "utf16le", "ucs2", "latin1", "binary")
 CPH_KEYS: Final = frozenset(

@@ -8,17 +8,27 @@ documented case goes there rather than rely on undocumented leniency.
 
 from __future__ import annotations
 
-import re
 from typing import Final
 
 from orchestrator.sources.hashes.credential import NONE, Credential, custom, unsupported
+from orchestrator.sources.hashes.vocabulary import BCRYPT
 
-#: $<variant>$<two-digit cost>$<22 salt + 31 hash characters of bcrypt's base64>.
-_SHAPE: Final = re.compile(r"\$(2[abxy]?)\$([0-9]{2})\$[./A-Za-z0-9]{53}")
-_PASSWORD_HASH_VARIANTS: Final = frozenset({"2a", "2b"})
-_PASSWORD_HASH_COST: Final = 10
-_MIN_COST: Final = 4
-_MAX_COST: Final = 31
+#: Variants the import refuses, told by their prefix alone: `$2x$` (crypt_blowfish's buggy 8-bit
+#: variant) and `$2$` (the first variant, which `$2a$` replaced).
+REFUSED_VARIANTS: Final = ("$2x$", "$2$")
+_PASSWORD_HASH_VARIANTS: Final = ("$2a$", "$2b$")
+_PASSWORD_HASH_COST: Final = "10"
+_SHAPE: Final = "$2a$, $2b$ or $2y$, a two-digit cost 04-31, '$' and 53 characters of [./A-Za-z0-9]"
+
+
+def bcrypt_fault(text: str, what: str = "hash value") -> str:
+    """Why `text` is not a bcrypt hash the import reads ("" when it is), naming it as `what`;
+    the text itself is never quoted."""
+    if BCRYPT.fullmatch(text):
+        return ""
+    if text.startswith(REFUSED_VARIANTS):
+        return f"the {what} is a bcrypt $2x$ or $2$ hash, which the import refuses: only {_SHAPE}"
+    return f"the {what} is not a bcrypt hash: it must be {_SHAPE}"
 
 
 def from_bcrypt(text: str) -> Credential:
@@ -34,19 +44,18 @@ def from_bcrypt(text: str) -> Credential:
     """
     if text == "":
         return NONE
-    match = _SHAPE.fullmatch(text) if isinstance(text, str) else None
-    if match is None or not _MIN_COST <= int(match.group(2)) <= _MAX_COST:
-        return unsupported(
-            "malformed-bcrypt",
-            "not a bcrypt hash: expected $2a$, $2b$ or $2y$, a cost 04-31, '$' and 53 characters",
-        )
-    variant, cost = match.group(1), int(match.group(2))
-    if variant in ("2", "2x"):
+    if isinstance(text, str) and text.startswith(REFUSED_VARIANTS):
+        variant = text.split("$")[1]
         return unsupported(
             "bcrypt-variant",
             f"bcrypt ${variant}$ hashes are refused by the import (only $2a$, $2b$, $2y$)",
         )
-    if variant in _PASSWORD_HASH_VARIANTS and cost == _PASSWORD_HASH_COST:
+    if not isinstance(text, str) or BCRYPT.fullmatch(text) is None:
+        return unsupported(
+            "malformed-bcrypt",
+            "not a bcrypt hash: expected $2a$, $2b$ or $2y$, a cost 04-31, '$' and 53 characters",
+        )
+    if text.startswith(_PASSWORD_HASH_VARIANTS) and text[4:6] == _PASSWORD_HASH_COST:
         return Credential("bcrypt", {"password_hash": text})
     return custom("bcrypt", "bcrypt", {"value": text, "encoding": "utf8"})
 

@@ -1,116 +1,82 @@
-"""Checks of a `custom_password_hash` deeper than the import's JSON schema: the ones that catch a
-wrong conversion, which the import itself accepts and the user then cannot log in with.
+"""The content checks of a `custom_password_hash`: what inside its values makes a wrong
+conversion, which the import accepts and the user then cannot log in with.
 
-The schema sees types and enums; these see inside the values: PHC syntax and B64, a key length
-that is not the hash's, a digest whose size does not fit the algorithm, scrypt's keylen, bcrypt's
-variant. Basic shape problems that stop the deeper checks are reported too, so the function stands
-alone. Paths are JSON pointers into the object checked ("/hash/value"); messages say what to do
-and never quote a hash, salt or key.
+The import schema (`plan.schema`) checks the object's shape: the algorithm, the properties and
+their types, the encodings each algorithm allows, hmac's digest and key, scrypt's numbers. Once the
+shape is right it asks `value_faults` what the values say: PHC syntax and B64, a key length that is
+not the hash's, a digest size that does not fit the algorithm, scrypt's keylen, bcrypt's variant,
+an LDAP scheme and its size. Only users that carry a custom hash pay for these.
+
+Paths are JSON pointers below `custom_password_hash` ("/hash/value"); messages say what to do and
+never quote a hash, salt or key.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from collections.abc import Callable, Mapping
 from typing import Final
 
 from orchestrator.sources.hashes import phc
-from orchestrator.sources.hashes.credential import ALGORITHMS, BCRYPT
+from orchestrator.sources.hashes.bcrypt import bcrypt_fault
+from orchestrator.sources.hashes.vocabulary import DIGEST_SIZES, decode
 
-Problems = list[tuple[str, str]]
+#: (JSON pointer below custom_password_hash, message) pairs.
+Faults = list[tuple[str, str]]
 
-#: Digest sizes in bytes: the digest algorithms' own, and hmac's `hash.digest`.
-_DIGEST_SIZES: Final = {
-    "md4": 16,
-    "md5": 16,
-    "ripemd160": 20,
-    "sha1": 20,
-    "sha224": 28,
-    "sha256": 32,
-    "sha384": 48,
-    "sha512": 64,
-    "whirlpool": 64,
-}
 #: RFC 2307 schemes Auth0 reads: (digest bytes, salted). A salted value is base64(digest || salt).
 _LDAP_SCHEMES: Final = {
     "MD5": (16, False), "SMD5": (16, True), "SHA": (20, False), "SSHA": (20, True),
     "SHA256": (32, False), "SSHA256": (32, True), "SHA384": (48, False), "SSHA384": (48, True),
     "SHA512": (64, False), "SSHA512": (64, True),
 }  # fmt: skip
-_TEXT_ALGORITHMS: Final = frozenset({"argon2", "bcrypt", "ldap", "pbkdf2"})
-_NO_SALT: Final = frozenset({"argon2", "ldap", "pbkdf2"})
 _LDAP_VALUE: Final = re.compile(r"\{([A-Za-z0-9]+)\}(.*)", re.DOTALL)
-_HEX: Final = re.compile(r"(?:[0-9A-Fa-f]{2})*")
-#: Node's Buffer reads base64 in either alphabet, padded or not (reference §7).
-_NODE_BASE64: Final = re.compile(r"[A-Za-z0-9+/_-]*={0,2}")
+_VALUE: Final = "/hash/value"
 
 
-def check_custom_password_hash(value: object) -> Problems:
-    """The problems of one `custom_password_hash` object, as (JSON pointer, message) pairs.
+def value_faults(algorithm: str, cph: Mapping[object, object]) -> Faults:
+    """The content faults of a `custom_password_hash` whose shape the schema found right.
+
+    Args:
+        algorithm: one of `ALGORITHMS` (as a plain str).
+        cph: the object, already known to have a non-empty `hash.value`, the encoding its algorithm
+            takes, hmac's `hash.digest` and scrypt's `keylen`. A part that is not so is left to
+            the schema's report: nothing is said about it here.
 
     Returns:
-        An empty list when nothing is wrong. Paths are relative to `value`: prefix them with
-        "/custom_password_hash" to point into the user.
+        An empty list when the values agree with each other and with the algorithm.
     """
-    if not isinstance(value, Mapping):
-        return [("", "custom_password_hash must be an object with algorithm and hash")]
-    algorithm = value.get("algorithm")
-    if not isinstance(algorithm, str) or algorithm not in ALGORITHMS:
-        return [("/algorithm", f"set algorithm to one of: {', '.join(sorted(ALGORITHMS))}")]
-    hash_part = value.get("hash")
-    text = hash_part.get("value") if isinstance(hash_part, Mapping) else None
-    if not isinstance(hash_part, Mapping) or not isinstance(text, str) or not text:
-        return [("/hash/value", "hash.value must hold the hash as a non-empty string")]
-    problems: Problems = []
-    if algorithm in _NO_SALT and "salt" in value:
-        problems.append(
-            ("/salt", f"{algorithm} takes no salt object: its salt is inside hash.value; remove it")
-        )
-    if algorithm in _TEXT_ALGORITHMS:
-        if hash_part.get("encoding", "utf8") != "utf8":
-            problems.append(("/hash/encoding", f"{algorithm} hashes are text: set encoding utf8"))
-        problems.extend(("/hash/value", fault) for fault in _TEXT_CHECKS[algorithm](text))
-        return problems
+    hash_part = cph.get("hash")
+    if not isinstance(hash_part, Mapping):
+        return []
+    text = hash_part.get("value")
+    if not isinstance(text, str):
+        return []
+    read_text = _TEXT_CHECKS.get(algorithm)
+    if read_text is not None:
+        return [(_VALUE, fault) for fault in read_text(text)]
     encoding = hash_part.get("encoding")
-    decoded = _decode(text, encoding)
-    if encoding not in ("hex", "base64"):
-        problems.append(("/hash/encoding", f"{algorithm} hashes need encoding hex or base64"))
-    elif decoded is None:
-        problems.append(
-            ("/hash/value", f"the hash value is not valid {encoding}: check hash.encoding")
-        )
+    if encoding != "hex" and encoding != "base64":
+        return []
+    decoded = decode(text, "hex" if encoding == "hex" else "base64")
+    if decoded is None:
+        return [(_VALUE, f"the hash value is not valid {encoding}: check hash.encoding")]
     if algorithm == "scrypt":
-        problems.extend(_scrypt(value, decoded))
-    elif algorithm == "hmac":
-        problems.extend(_hmac(hash_part, decoded))
-    elif decoded is not None:
-        problems.extend(_size("/hash/value", algorithm, _DIGEST_SIZES[algorithm], len(decoded)))
-    return problems
+        return _keylen(cph.get("keylen"), len(decoded))
+    if algorithm == "hmac":
+        digest = hash_part.get("digest")
+        size = DIGEST_SIZES.get(digest) if isinstance(digest, str) else None
+        return [] if size is None else _size(f"hmac-{digest}", size, len(decoded))
+    size = DIGEST_SIZES.get(algorithm)
+    return [] if size is None else _size(algorithm, size, len(decoded))
 
 
-def _decode(text: str, encoding: object) -> bytes | None:
-    """hex (either case) or base64 (either alphabet, padding optional), as Node decodes them."""
-    if encoding == "hex":
-        return bytes.fromhex(text) if _HEX.fullmatch(text) else None
-    if encoding != "base64" or not _NODE_BASE64.fullmatch(text):
-        return None
-    bare = text.rstrip("=").replace("-", "+").replace("_", "/")
-    if len(bare) % 4 == 1:
-        return None
-    try:
-        return base64.b64decode(bare + "=" * (-len(bare) % 4), validate=True)
-    except binascii.Error:
-        return None
-
-
-def _size(path: str, name: str, expected: int, actual: int) -> Problems:
+def _size(name: str, expected: int, actual: int) -> Faults:
     if actual == expected:
         return []
     return [
         (
-            path,
+            _VALUE,
             (
                 f"a {name} digest is {expected} bytes but the value decodes to {actual}: "
                 "check hash.encoding (hex or base64) and the algorithm"
@@ -119,17 +85,21 @@ def _size(path: str, name: str, expected: int, actual: int) -> Problems:
     ]
 
 
-def _bcrypt(text: str) -> list[str]:
-    if BCRYPT.fullmatch(text):
+def _keylen(keylen: object, size: int) -> Faults:
+    """scrypt derives `keylen` bytes and compares them with the hash: another length never
+    matches."""
+    if type(keylen) is float and keylen.is_integer():  # 32.0 is 32 to Auth0's JavaScript
+        keylen = int(keylen)
+    if type(keylen) is not int or keylen == size:
         return []
-    if text.startswith(("$2x$", "$2$")):
-        return ["bcrypt $2x$ and $2$ hashes are refused: only $2a$, $2b$ and $2y$ are accepted"]
     return [
-        (
-            "the hash value is not bcrypt: it must be $2a$, $2b$ or $2y$, a two-digit cost 04-31, "
-            "'$' and 53 characters of [./A-Za-z0-9]"
-        )
+        ("/keylen", f"keylen is {keylen} but the hash decodes to {size} bytes: set it to {size}")
     ]
+
+
+def _bcrypt(text: str) -> list[str]:
+    fault = bcrypt_fault(text)
+    return [fault] if fault else []
 
 
 def _ldap(text: str) -> list[str]:
@@ -142,7 +112,7 @@ def _ldap(text: str) -> list[str]:
                 f"a scheme of {', '.join(_LDAP_SCHEMES)} (not CRYPT)"
             )
         ]
-    decoded = _decode(match.group(2), "base64")
+    decoded = decode(match.group(2), "base64")
     size, salted = scheme
     if decoded is None:
         return ["the part after {SCHEME} is not base64: re-encode the digest (and salt) in base64"]
@@ -152,59 +122,10 @@ def _ldap(text: str) -> list[str]:
     return [f"this scheme's value must decode to {wanted}, not {len(decoded)}: check the scheme"]
 
 
+#: The algorithms whose hash.value is text in the algorithm's own format, and its reader.
 _TEXT_CHECKS: Final[dict[str, Callable[[str], list[str]]]] = {
     "argon2": phc.argon2_faults,
     "bcrypt": _bcrypt,
     "ldap": _ldap,
     "pbkdf2": phc.pbkdf2_faults,
 }
-
-
-def _hmac(hash_part: Mapping[object, object], decoded: bytes | None) -> Problems:
-    problems: Problems = []
-    digest = hash_part.get("digest")
-    size = _DIGEST_SIZES.get(digest) if isinstance(digest, str) else None
-    if size is None:
-        problems.append(("/hash/digest", f"hmac needs digest: one of {', '.join(_DIGEST_SIZES)}"))
-    elif decoded is not None:
-        problems.extend(_size("/hash/value", f"hmac-{digest}", size, len(decoded)))
-    key = hash_part.get("key")
-    key_value = key.get("value") if isinstance(key, Mapping) else None
-    if not isinstance(key_value, str) or not key_value:
-        problems.append(("/hash/key", "hmac needs key.value: the HMAC secret key"))
-    return problems
-
-
-def _scrypt(value: Mapping[object, object], decoded: bytes | None) -> Problems:
-    problems: Problems = []
-    keylen = _whole(value.get("keylen"))
-    if "keylen" not in value:
-        known = f" ({len(decoded)} here)" if decoded is not None else ""
-        problems.append(("/keylen", f"scrypt needs keylen: the hash's length in bytes{known}"))
-    elif keylen is None or keylen < 1:
-        problems.append(("/keylen", "keylen must be a whole number greater than zero"))
-    elif decoded is not None and keylen != len(decoded):
-        size = len(decoded)
-        problems.append(
-            (
-                "/keylen",
-                f"keylen is {keylen} but the hash decodes to {size} bytes: set it to {size}",
-            )
-        )
-    cost = _whole(value.get("cost", 2))
-    if cost is None or cost < 2 or cost & (cost - 1):
-        problems.append(("/cost", "cost (N) must be a power of two greater than one"))
-    for key in ("blockSize", "parallelization"):
-        number = _whole(value.get(key, 1))
-        if number is None or number < 1:
-            problems.append((f"/{key}", f"{key} must be a whole number greater than zero"))
-    return problems
-
-
-def _whole(number: object) -> int | None:
-    """A JSON integer as Auth0's JavaScript sees one: 32 and 32.0 alike; None for anything else."""
-    if type(number) is int:
-        return number
-    if type(number) is float and number.is_integer():
-        return int(number)
-    return None

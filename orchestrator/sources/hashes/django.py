@@ -25,6 +25,7 @@ from typing import Final
 from orchestrator.sources.hashes import phc
 from orchestrator.sources.hashes.bcrypt import from_bcrypt
 from orchestrator.sources.hashes.credential import NONE, Credential, custom, unsupported
+from orchestrator.sources.hashes.vocabulary import decode
 
 _UNUSABLE_PREFIX: Final = "!"
 _HEX_DIGEST_LENGTHS: Final = {"md5": 32, "sha1": 40}
@@ -49,7 +50,7 @@ def from_django(encoded: str) -> Credential:
         return NONE
     algorithm, dollar, rest = encoded.partition("$")
     if not dollar:
-        if len(encoded) == _HEX_DIGEST_LENGTHS["md5"] and _is_hex(encoded):
+        if len(encoded) == _HEX_DIGEST_LENGTHS["md5"] and decode(encoded, "hex") is not None:
             return _salted_digest("md5", "", encoded)  # UnsaltedMD5PasswordHasher's bare form
         return _unknown()
     if algorithm in _NOT_EXPRESSIBLE:
@@ -125,16 +126,12 @@ def _salted(algorithm: str, rest: str) -> Credential:
 
 def _salted_digest(algorithm: str, salt: str, hex_digest: str) -> Credential:
     """`<digest>(salt + password)` in hex: the import's digest algorithm with a prefix salt."""
-    if len(hex_digest) != _HEX_DIGEST_LENGTHS[algorithm] or not _is_hex(hex_digest):
+    if len(hex_digest) != _HEX_DIGEST_LENGTHS[algorithm] or decode(hex_digest, "hex") is None:
         return _malformed(algorithm, "digest is not hex of the right length")
     extra: dict[str, object] = {}
     if salt:
         extra["salt"] = {"value": salt, "encoding": "utf8", "position": "prefix"}
     return custom(algorithm, algorithm, {"value": hex_digest, "encoding": "hex"}, **extra)
-
-
-def _is_hex(text: str) -> bool:
-    return all(c in "0123456789abcdefABCDEF" for c in text)
 
 
 _CONVERTERS: Final[dict[str, Callable[[str, str], Credential]]] = {

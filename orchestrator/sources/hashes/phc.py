@@ -17,7 +17,7 @@ from typing import Final
 PBKDF2_DIGESTS: Final = ("md5", "sha1", "sha224", "sha256", "sha384", "sha512")
 #: Every name Auth0 reads there: Node's `crypto.getHashes()` names (case matters), as the import's
 #: validator lists them; SHA-256 has six names, but "sha-256" or "SHA256" are none of them.
-_NODE_DIGESTS: Final = frozenset(
+NODE_DIGESTS: Final = frozenset(
     {
         "RSA-MD4", "RSA-MD5", "RSA-MDC2", "RSA-RIPEMD160", "RSA-SHA1", "RSA-SHA1-2", "RSA-SHA224",
         "RSA-SHA256", "RSA-SHA384", "RSA-SHA512", "md4", "md4WithRSAEncryption", "md5",
@@ -34,6 +34,8 @@ ARGON2_VARIANTS: Final = frozenset({"argon2id", "argon2i", "argon2d"})
 _ARGON2_MIN_SALT: Final = 8
 _ARGON2_MIN_HASH: Final = 4
 _ARGON2_MIN_MEMORY_PER_LANE: Final = 8
+#: Digits of a parameter: more than any real one has (argon2's are 32-bit) are refused unread.
+_MAX_DIGITS: Final = 10
 _PHC_B64: Final = re.compile(r"[A-Za-z0-9+/]*")
 _STANDARD_B64: Final = re.compile(r"[A-Za-z0-9+/]*={0,2}")
 _URL_SAFE_B64: Final = re.compile(r"[A-Za-z0-9_-]*=*")
@@ -108,7 +110,7 @@ def pbkdf2_faults(value: str) -> list[str]:
         ]
     faults: list[str] = []
     digest = fields[1].removeprefix("pbkdf2-")
-    if digest not in _NODE_DIGESTS:
+    if digest not in NODE_DIGESTS:
         faults.append(_digest_fault(digest))
     params = _params(fields[2], ("i", "l"), faults) if len(fields) == 5 else {}
     if params is not None and "i" not in params:
@@ -144,8 +146,7 @@ def argon2_faults(value: str) -> list[str]:
             + "write $argon2id|argon2i|argon2d$v=19$m=<KiB>,t=<passes>,p=<lanes>$<salt>$<hash>"
         ]
     faults: list[str] = []
-    version = fields[2].removeprefix("v=")
-    if not version.isdigit() or int(version) not in ARGON2_VERSIONS:
+    if _number(fields[2].removeprefix("v=")) not in ARGON2_VERSIONS:
         faults.append("the argon2 version must be v=19 (1.3) or v=16 (1.0)")
     params = _params(fields[3], ("m", "t", "p"), faults, ordered=True)
     if params is not None:
@@ -180,14 +181,23 @@ def _params(
                 "with each key once"
             )
             return None
-        if not number.isascii() or not number.isdigit() or int(number) < 1:
-            faults.append(f"{key}= must be a whole number greater than zero")
+        value = _number(number)
+        if value is None or value < 1:
+            faults.append(f"{key}= must be a whole number greater than zero, of 10 digits at most")
             return None
-        params[key] = int(number)
+        params[key] = value
     if ordered and list(params) != [key for key in keys if key in params]:
         faults.append(f"the PHC parameters must come in the order {','.join(keys)}")
         return None
     return params
+
+
+def _number(text: str) -> int | None:
+    """A parameter's ASCII digits as a number; None for anything else (a value from a user's file
+    may hold other digits, or thousands of them, which int() refuses)."""
+    if not text.isascii() or not text.isdigit() or len(text) > _MAX_DIGITS:
+        return None
+    return int(text)
 
 
 def _digest_fault(digest: str) -> str:
