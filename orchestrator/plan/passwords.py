@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from typing import Final
+from typing import Any, Final
 
 from orchestrator.errors import ConfigError
 from orchestrator.plan.schema import Problem
@@ -53,9 +53,13 @@ def credential_of(user: Mapping[str, object]) -> Credential:
     return unsupported("unknown", "custom_password_hash has no algorithm the import accepts")
 
 
-def kind_of(user: Mapping[str, object]) -> str:
-    """The credential kind of a user in the import format."""
-    return credential_of(user).kind
+def kind_of(valid_user: Mapping[str, Any]) -> str:
+    """The credential kind of a user the schema found valid (so its hash fields are well formed):
+    the planner asks it of every user, so it reads two keys and nothing more."""
+    if "password_hash" in valid_user:
+        return "bcrypt"
+    custom = valid_user.get("custom_password_hash")
+    return NO_PASSWORD if custom is None else str(custom["algorithm"])
 
 
 def usable_hashes(coverage: Mapping[str, int]) -> int:
