@@ -59,10 +59,11 @@ def standard_b64decode(text: str) -> bytes | None:
 
 
 def _decode_bare(bare: str) -> bytes | None:
+    """Base64 whose alphabet the caller checked, without its padding."""
     if len(bare) % 4 == 1:  # no byte string encodes to this length
         return None
     try:
-        return base64.b64decode(bare + "=" * (-len(bare) % 4), validate=True)
+        return binascii.a2b_base64(bare + "=" * (-len(bare) % 4))
     except binascii.Error:
         return None
 
@@ -123,10 +124,13 @@ def pbkdf2_faults(value: str) -> list[str]:
             "the PHC string has no l= (key length): Auth0 would assume 64; "
             "write the decoded hash's length in bytes"
         )
-    salt_fault, hash_fault = b64_fault(fields[-2], "salt"), b64_fault(fields[-1], "hash")
-    faults.extend(fault for fault in (salt_fault, hash_fault) if fault)
-    if params and "l" in params and not hash_fault:
-        size = len(b64decode(fields[-1]) or b"")
+    salt, key = b64decode(fields[-2]), b64decode(fields[-1])
+    if not salt:
+        faults.append(b64_fault(fields[-2], "salt"))
+    if not key:
+        faults.append(b64_fault(fields[-1], "hash"))
+    if params and "l" in params and key:
+        size = len(key)
         if params["l"] != size:
             faults.append(
                 f"l={params['l']} but the hash decodes to {size} bytes: "
@@ -157,11 +161,10 @@ def argon2_faults(value: str) -> list[str]:
             faults.append("argon2 needs m >= 8 * p (KiB of memory per lane): check m and p")
     floors = ((fields[4], "salt", _ARGON2_MIN_SALT), (fields[5], "hash", _ARGON2_MIN_HASH))
     for text, what, floor in floors:
-        fault = b64_fault(text, what)
         decoded = b64decode(text)
-        if fault:
-            faults.append(fault)
-        elif decoded is not None and len(decoded) < floor:
+        if not decoded:
+            faults.append(b64_fault(text, what))
+        elif len(decoded) < floor:
             faults.append(
                 f"the argon2 {what} is {len(decoded)} bytes; argon2 needs {floor} or more"
             )
