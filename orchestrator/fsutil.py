@@ -16,9 +16,10 @@ PRIVATE_DIR_MODE = 0o700
 PRIVATE_FILE_MODE = 0o600
 
 
-def utc_now_iso() -> str:
-    """Return the current UTC time as ISO-8601 with milliseconds, e.g. ``2026-11-27T02:24:04.123Z``."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+def utc_now_iso(moment: datetime | None = None) -> str:
+    """`moment` (default: now) in UTC as ISO-8601 with milliseconds, e.g. ``2026-11-27T02:24:04.123Z``."""
+    moment = datetime.now(UTC) if moment is None else moment.astimezone(UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def make_private_dir(path: Path) -> None:

@@ -2,7 +2,8 @@
 
 Owns the call loop (the request budget, the token, retries, the single refresh after a 401) and the
 translation of HTTP statuses into `orchestrator.errors`. The road itself is `http.py`, the pace
-`budget.py`, the token `token.py`; callers see only the types and exceptions defined here and there.
+`budget.py`, the token `token.py`, the reading of answers into types `answers.py`; callers see only
+the types and exceptions defined there and here.
 """
 
 from __future__ import annotations
@@ -19,6 +20,18 @@ from urllib.parse import quote
 import anyio
 import orjson
 
+from orchestrator.auth0.answers import (
+    UNREADABLE,
+    Answer,
+    JobInfo,
+    UserError,
+    job_info,
+    malformed,
+    parse_json,
+    printable,
+    service_message,
+    user_error,
+)
 from orchestrator.auth0.budget import RequestBudget
 from orchestrator.auth0.credentials import Credentials
 from orchestrator.auth0.http import HttpSession, RawAnswer
@@ -52,9 +65,6 @@ CONNECTIONS_PATH: Final = "/api/v2/connections"
 USERS_BY_EMAIL_PATH: Final = "/api/v2/users-by-email"
 #: "There are 2 active import users jobs, please wait ..." (reference §3).
 _ACTIVE_JOBS: Final = re.compile(r"there are (\d+) active", re.IGNORECASE)
-_MESSAGE_LIMIT: Final = 300
-#: Control characters (C0, DEL, C1) in text a server sent: never echoed to a terminal as they are.
-_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
 #: A bearer credential quoted in text: "Bearer <token>" (what follows the word is redacted).
 _BEARER: Final = re.compile(r"(\bBearer\s+)(?!\[redacted\])[^\s\"',;)]+", re.IGNORECASE)
 #: A JSON Web Token, whole or cut short (its header always starts with eyJ, base64 of '{"').
@@ -68,31 +78,6 @@ _GRANT_HELP: Final = (
     "check AUTH0_CLIENT_ID and AUTH0_CLIENT_SECRET, and that the application is authorized "
     "(has a client grant) for the Auth0 Management API"
 )
-
-
-@dataclass(frozen=True, slots=True)
-class JobInfo:
-    """A job as GET /jobs/{id} (or the create answer) describes it."""
-
-    id: str
-    status: str
-    external_id: str | None
-    created_at: str | None
-    summary: dict[str, int] | None
-    percentage_done: int | None
-    time_left_seconds: int | None
-    status_details: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class UserError:
-    """One user the service refused, as echoed by GET /jobs/{id}/errors (hashes come back redacted).
-
-    ``errors`` items have ``code`` and ``message``, and ``path`` when the service gives one.
-    """
-
-    user: dict[str, object]
-    errors: list[dict[str, str]]
 
 
 @dataclass(slots=True)
@@ -114,14 +99,6 @@ class RequestStats:
     rate_limited: int = 0
     slots_busy: int = 0
     retries: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class _Answer:
-    """A 2xx answer: its status and parsed JSON (None when empty)."""
-
-    status: int
-    body: object
 
 
 class ApiClient:
@@ -207,7 +184,7 @@ class ApiClient:
             payload_type=content_type(boundary),
             idempotent=False,
         )
-        return self._shown_job(_job_info("POST", IMPORTS_PATH, answer))
+        return self._shown_job(job_info("POST", IMPORTS_PATH, answer))
 
     async def get_job(self, job_id: str) -> JobInfo:
         """GET /api/v2/jobs/{id}, retried on transport errors, 5xx and rate limits.
@@ -216,7 +193,7 @@ class ApiClient:
             RequestRejectedError: 404 when the job does not exist (or was deleted after 24 h).
         """
         path = f"{JOBS_PATH}/{_segment(job_id)}"
-        return self._shown_job(_job_info("GET", path, await self._call("GET", path)))
+        return self._shown_job(job_info("GET", path, await self._call("GET", path)))
 
     async def get_job_errors(self, job_id: str) -> list[UserError] | JobInfo | None:
         """GET /api/v2/jobs/{id}/errors.
@@ -230,10 +207,10 @@ class ApiClient:
         if answer.status == 204 or answer.body is None:
             return None
         if isinstance(answer.body, dict):
-            return self._shown_job(_job_info("GET", path, answer))
+            return self._shown_job(job_info("GET", path, answer))
         if not isinstance(answer.body, list):
-            raise _malformed("GET", path, answer.status, "a list of user errors")
-        errors = [_user_error("GET", path, answer.status, item) for item in answer.body]
+            raise malformed("GET", path, answer.status, "a list of user errors")
+        errors = [user_error("GET", path, answer.status, item) for item in answer.body]
         return [
             UserError(
                 user=error.user,
@@ -247,7 +224,7 @@ class ApiClient:
         path = f"{CONNECTIONS_PATH}/{_segment(connection_id)}"
         answer = await self._call("GET", path)
         if not isinstance(answer.body, dict):
-            raise _malformed("GET", path, answer.status, "a connection object")
+            raise malformed("GET", path, answer.status, "a connection object")
         return answer.body
 
     async def connections_named(self, name: str) -> list[dict[str, object]]:
@@ -256,7 +233,7 @@ class ApiClient:
         answer = await self._call("GET", CONNECTIONS_PATH, params=params)
         body = answer.body
         if not isinstance(body, list) or not all(isinstance(item, dict) for item in body):
-            raise _malformed("GET", CONNECTIONS_PATH, answer.status, "a list of connections")
+            raise malformed("GET", CONNECTIONS_PATH, answer.status, "a list of connections")
         return body
 
     async def sign_in(
@@ -293,7 +270,7 @@ class ApiClient:
         answer = await self._call("GET", USERS_BY_EMAIL_PATH, params={"email": email})
         body = answer.body
         if not isinstance(body, list) or not all(isinstance(user, dict) for user in body):
-            raise _malformed("GET", USERS_BY_EMAIL_PATH, answer.status, "a list of users")
+            raise malformed("GET", USERS_BY_EMAIL_PATH, answer.status, "a list of users")
         return body
 
     async def token_info(self) -> TokenInfo:
@@ -312,7 +289,7 @@ class ApiClient:
         payload_type: str | None = None,
         idempotent: bool = True,
         authorize: bool = True,
-    ) -> _Answer:
+    ) -> Answer:
         """One API call with its retries and its single token refresh after a 401."""
         attempt = 1
         refreshed = False
@@ -370,7 +347,7 @@ class ApiClient:
         params: Mapping[str, str] | None,
         payload: bytes | None,
         authorize: bool,
-    ) -> _Answer:
+    ) -> Answer:
         """One HTTP exchange (the budget already waited for): send, interpret the answer."""
         assert self._budget is not None
         self.stats.requests_sent += 1
@@ -381,17 +358,17 @@ class ApiClient:
             raise
         status = raw.status
         self.stats.answers_by_status[status] = self.stats.answers_by_status.get(status, 0) + 1
-        parsed = _parse_json(raw.content)
+        parsed = parse_json(raw.content)
         if 200 <= status < 300:
             self._budget.note(method, path, raw, limited=False)
-            if parsed is _UNREADABLE:
-                raise _malformed(method, path, status, "JSON")
-            return _Answer(status, parsed)
+            if parsed is UNREADABLE:
+                raise malformed(method, path, status, "JSON")
+            return Answer(status, parsed)
         # Scrubbed whole, before any of it is cut short: a cut secret no longer matches itself.
         body = _scrubbed_body(
-            raw.content.decode("utf-8", "replace") if parsed is _UNREADABLE else parsed, self.shown
+            raw.content.decode("utf-8", "replace") if parsed is UNREADABLE else parsed, self.shown
         )
-        message = _service_message(body)
+        message = service_message(body)
         slots = status == 429 and SLOTS_BUSY_MARKER in message.lower()
         wait = self._budget.note(method, path, raw, limited=status == 429 and not slots)
         raise self._status_error(method, path, raw, body, message, wait, authorize)
@@ -465,7 +442,7 @@ class ApiClient:
         body = answer.body
         token = body.get("access_token") if isinstance(body, dict) else None
         if not isinstance(body, dict) or not isinstance(token, str) or not token:
-            raise _malformed("POST", TOKEN_PATH, answer.status, "a token grant")
+            raise malformed("POST", TOKEN_PATH, answer.status, "a token grant")
         lifetime = body.get("expires_in")
         scope = body.get("scope")
         return Grant(
@@ -492,11 +469,6 @@ class ApiClient:
         return printable(_JWT.sub("[redacted]", text))
 
 
-def printable(text: str) -> str:
-    """`text` with its control characters (C0, DEL, C1) replaced: a terminal shows it as text."""
-    return _CONTROL.sub(" ", text)
-
-
 def _scrubbed_body(body: object, shown: Callable[[str], str]) -> object:
     """A JSON body with every string passed through `shown` (echoed secrets removed)."""
     if isinstance(body, str):
@@ -508,94 +480,8 @@ def _scrubbed_body(body: object, shown: Callable[[str], str]) -> object:
     return body
 
 
-def _job_info(method: str, path: str, answer: _Answer) -> JobInfo:
-    body = answer.body
-    if not isinstance(body, dict):
-        raise _malformed(method, path, answer.status, "a job object")
-    job_id, status = body.get("id"), body.get("status")
-    if not isinstance(job_id, str) or not isinstance(status, str):
-        raise _malformed(method, path, answer.status, "a job object with id and status")
-    summary = body.get("summary")
-    return JobInfo(
-        id=job_id,
-        status=status,
-        external_id=_opt_str(body.get("external_id")),
-        created_at=_opt_str(body.get("created_at")),
-        summary=(
-            {k: v for k, v in summary.items() if isinstance(v, int) and not isinstance(v, bool)}
-            if isinstance(summary, dict)
-            else None
-        ),
-        percentage_done=_opt_int(body.get("percentage_done")),
-        time_left_seconds=_opt_int(body.get("time_left_seconds")),
-        status_details=_opt_str(body.get("status_details")),
-    )
-
-
-class _Unreadable:
-    """Marker for an answer body that is not JSON."""
-
-
-_UNREADABLE: Final = _Unreadable()
-
-
-def _parse_json(content: bytes) -> object:
-    if not content.strip():
-        return None
-    try:
-        return orjson.loads(content)
-    except orjson.JSONDecodeError:
-        return _UNREADABLE
-
-
-def _malformed(method: str, path: str, status: int, expected: str) -> TransportError:
-    # The exchange happened but its answer is unusable: for a POST a job may exist.
-    return TransportError(
-        f"{method} {path}: the answer ({status}) is not {expected}", method=method, url=path
-    )
-
-
-def _service_message(body: object) -> str:
-    """The service's own explanation: Management API ``message``, OAuth ``error_description``."""
-    text: object = body
-    if isinstance(body, dict):
-        text = body.get("message") or body.get("error_description") or body.get("error") or ""
-    if not isinstance(text, str):
-        text = "" if text is None else str(text)
-    text = " ".join(text.split())
-    if len(text) > _MESSAGE_LIMIT:
-        text = text[: _MESSAGE_LIMIT - 3] + "..."
-    return text or "(no message)"
-
-
-def _user_error(method: str, path: str, status: int, item: object) -> UserError:
-    if not isinstance(item, dict) or not isinstance(item.get("errors"), list):
-        raise _malformed(method, path, status, "a list of {user, errors} items")
-    user = item.get("user")
-    errors = [
-        {str(k): str(v) for k, v in error.items() if v is not None}
-        for error in item["errors"]
-        if isinstance(error, dict)
-    ]
-    return UserError(user=user if isinstance(user, dict) else {}, errors=errors)
-
-
 def _segment(value: str) -> str:
     """A path segment, quoted so that an id can never reach another endpoint."""
     if not value:
         raise ValueError("an empty id cannot name a resource")
     return quote(value, safe="")
-
-
-def _opt_str(value: object) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-def _opt_int(value: object) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return None

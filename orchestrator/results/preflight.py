@@ -11,7 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Final, Literal
 
-from orchestrator.auth0.client import ApiClient, printable
+from orchestrator.auth0.answers import printable
+from orchestrator.auth0.client import ApiClient
 from orchestrator.auth0.credentials import Credentials
 from orchestrator.auth0.token import TokenInfo
 from orchestrator.errors import (

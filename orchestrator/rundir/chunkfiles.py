@@ -30,8 +30,7 @@ class ChunkWriter:
     because concurrent flushes share journal commits: two wrote ~1.6x as many files a second as
     one, and with one the planning of a 1.1 GB export waited ~2.7 s for room in the queue.
     `sync` waits for the last ones. At most WRITES_QUEUED chunks wait in memory. The threads
-    start with the first chunk, after any planning worker has forked (a fork must not copy a
-    process with other threads).
+    start with the first chunk: a plan that writes none starts none.
     """
 
     #: Threads hashing and writing chunk files.

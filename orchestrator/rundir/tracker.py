@@ -23,12 +23,12 @@ from orchestrator.fsutil import (
     write_private_atomic,
 )
 from orchestrator.rundir.claim import claim_existing, require_run
+from orchestrator.rundir.jsonfields import JsonFields
 from orchestrator.rundir.layout import JOURNAL, MANIFEST
 from orchestrator.rundir.manifest import (
     ACTIVE_STATES,
     Attempt,
     ChunkRecord,
-    JsonFields,
     Manifest,
     Resolution,
 )

@@ -9,12 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import NoReturn
 
+from orchestrator.rundir.jsonfields import JsonFields
 from orchestrator.rundir.manifest import (
     ACTIVE_STATES,
     ATTEMPT_OUTCOMES,
     Attempt,
     ChunkRecord,
-    JsonFields,
     Manifest,
     TenantRecord,
     read_resolution,

@@ -1,8 +1,8 @@
 """The sync state: one SQLite file holding every synced user's fingerprint and the nights that sent it.
 
-Owns the schema (versioned with PRAGMA user_version, recognised by PRAGMA application_id), every
-transaction, and the queries the diff and the promotion need. It never reads exports, chunk files or
-the network: `diff.py` and `promote.py` hand it plain rows.
+Owns every transaction and the queries the diff and the promotion need; the file itself (its schema,
+how it is recognised, created and upgraded) is `statefile.py`'s. It never reads exports, chunk files
+or the network: `diff.py` and `promote.py` hand it plain rows.
 """
 
 from __future__ import annotations
@@ -18,14 +18,9 @@ from typing import Final, NamedTuple, Self
 
 import orjson
 
-from orchestrator.errors import ConfigError
-from orchestrator.fsutil import PRIVATE_FILE_MODE, utc_now_iso
+from orchestrator.fsutil import utc_now_iso
+from orchestrator.sync.statefile import connect, connect_in_memory, connect_read_only
 
-#: The schema this code reads and writes (PRAGMA user_version). Version 1 (no `raw` columns) is
-#: upgraded in place when a sync opens it.
-SCHEMA_VERSION: Final = 2
-#: PRAGMA application_id of a sync state ("OSYN"): tells our files from any other SQLite file.
-APPLICATION_ID: Final = 0x4F53594E
 #: Keys per lookup statement: well under SQLite's smallest host-parameter limit (999).
 LOOKUP_BATCH: Final = 500
 #: Pending rows written per transaction while diffing: few fsyncs, a bounded WAL.
@@ -33,54 +28,6 @@ PENDING_COMMIT_ROWS: Final = 100_000
 
 #: Free space worth a VACUUM after a night, if it is also a third of the file (see `_reclaim`).
 RECLAIM_BYTES: Final = 8 << 20
-
-# users.slot numbers each user once for good (meta next_slot): a night's diff marks the slots it saw
-# in a bitmap in memory, so finding missing users needs no write to the 10-million-row table.
-_SCHEMA: Final = """
-CREATE TABLE meta (
-    name TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-) WITHOUT ROWID;
-CREATE TABLE nights (
-    id INTEGER PRIMARY KEY,
-    run_dir TEXT NOT NULL,
-    run_id TEXT,
-    status TEXT NOT NULL CHECK (status IN ('diffing', 'uploading', 'done', 'abandoned')),
-    started_at TEXT NOT NULL,
-    finished_at TEXT,
-    counts TEXT
-);
-CREATE TABLE jobs (
-    id INTEGER PRIMARY KEY,
-    night INTEGER NOT NULL REFERENCES nights (id),
-    chunk INTEGER NOT NULL,
-    job_id TEXT,
-    external_id TEXT NOT NULL,
-    completed_at TEXT
-);
-CREATE TABLE users (
-    key TEXT PRIMARY KEY,
-    fingerprint BLOB NOT NULL,
-    slot INTEGER NOT NULL,
-    job INTEGER NOT NULL REFERENCES jobs (id),
-    raw BLOB
-) WITHOUT ROWID;
-CREATE TABLE pending (
-    position INTEGER PRIMARY KEY,
-    key TEXT NOT NULL,
-    fingerprint BLOB NOT NULL,
-    slot INTEGER NOT NULL,
-    raw BLOB
-);
-"""
-# `users.raw` is the fingerprint of the user's text as the export had it (see diff.raw_fingerprint):
-# when tonight's text has the same one, the user is unchanged without being judged again. NULL for
-# users synced by a version 1 state, until a night sees them.
-_UPGRADE_FROM_1: Final = (
-    "ALTER TABLE users ADD COLUMN raw BLOB",
-    "ALTER TABLE pending ADD COLUMN raw BLOB",
-    "PRAGMA user_version = 2",
-)
 
 _UPSERT_RANGE: Final = """
 INSERT INTO users (key, fingerprint, slot, job, raw)
@@ -164,64 +111,24 @@ class SyncState:
         """Open the state at `path`, creating an empty one (0600) if there is no file.
 
         Raises:
-            ConfigError: the file is not a sync state, or was written by a newer release.
+            ConfigError: the file is not a sync state, was written by a newer release, or cannot
+                be created or written.
         """
-        if not path.exists():
-            if not path.parent.is_dir():
-                raise ConfigError(f"--state {path}: directory {path.parent} does not exist")
-            # Created 0600 before SQLite touches it: it holds every user's email or id.
-            try:
-                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE))
-            except OSError as exc:
-                raise ConfigError(
-                    f"--state {path} cannot be created: {exc.strerror or exc}"
-                ) from None
-        try:
-            db = sqlite3.connect(path, isolation_level=None)
-        except sqlite3.Error as exc:
-            raise ConfigError(f"--state {path} cannot be opened: {exc}") from exc
-        try:
-            _configure(db, path)
-        except sqlite3.OperationalError as exc:
-            db.close()
-            raise ConfigError(
-                f"--state {path} cannot be written ({exc}): a sync records its progress there; "
-                "put the state on a writable file system"
-            ) from None
-        except BaseException:
-            db.close()
-            raise
-        return cls(db, path)
+        return cls(connect(path), path)
 
     @classmethod
     def open_read_only(cls, path: Path) -> SyncState:
         """Open the state at `path` to read it only (a dry run): nothing is written or created.
 
-        Without a write-ahead log beside the file (no sync running, none interrupted) the file is
-        read as immutable, which creates no side files; with one, SQLite reads through it.
-
         Raises:
             ConfigError: the file is not a sync state, or was written by a newer release.
         """
-        wal = path.with_name(path.name + "-wal")
-        mode = "mode=ro" if wal.exists() else "mode=ro&immutable=1"
-        try:
-            db = sqlite3.connect(f"{path.resolve().as_uri()}?{mode}", uri=True)
-        except sqlite3.Error as exc:
-            raise ConfigError(f"--state {path} cannot be opened: {exc}") from exc
-        try:
-            _check_ours(db, path)
-        except BaseException:
-            db.close()
-            raise
-        return cls(db, path)
+        return cls(connect_read_only(path), path)
 
     @classmethod
     def in_memory(cls) -> SyncState:
         """An empty state that is never saved."""
-        db = sqlite3.connect(":memory:", isolation_level=None)
-        _create_schema(db)
-        return cls(db, None)
+        return cls(connect_in_memory(), None)
 
     def close(self) -> None:
         """Close the file; a transaction still open is rolled back (nothing half-written stays)."""
@@ -522,66 +429,3 @@ def _lookup_sql(count: int, *, raw: bool) -> str:
 
 def _json(value: object) -> str:
     return orjson.dumps(value).decode()
-
-
-def _configure(db: sqlite3.Connection, path: Path) -> None:
-    """Check the file is a state of ours (creating the schema in an empty one, upgrading an older
-    one) and set it up."""
-    if _check_ours(db, path):
-        _pragmas(db)
-        _create_schema(db)
-        return
-    _pragmas(db)
-    if db.execute("PRAGMA user_version").fetchone()[0] == 1:
-        db.execute("BEGIN IMMEDIATE")
-        for statement in _UPGRADE_FROM_1:
-            db.execute(statement)
-        db.execute("COMMIT")
-
-
-def _check_ours(db: sqlite3.Connection, path: Path) -> bool:
-    """Check the file is a state of ours; True when it is an empty file (no schema yet)."""
-    try:
-        application_id = db.execute("PRAGMA application_id").fetchone()[0]
-        version = db.execute("PRAGMA user_version").fetchone()[0]
-        tables = db.execute("SELECT count(*) FROM sqlite_schema").fetchone()[0]
-    except sqlite3.DatabaseError as exc:
-        raise ConfigError(
-            f"--state {path} is not a sync state file ({exc}); point --state at the file an "
-            "earlier sync created, or at a new path"
-        ) from exc
-    if application_id == 0 and tables == 0:
-        return True
-    if application_id != APPLICATION_ID:
-        raise ConfigError(
-            f"--state {path} is an SQLite file of another program, not a sync state; "
-            "point --state at the file an earlier sync created, or at a new path"
-        )
-    if version > SCHEMA_VERSION:
-        raise ConfigError(
-            f"--state {path} has schema version {version}, newer than this orchestrator's "
-            f"({SCHEMA_VERSION}); use the release that wrote it"
-        )
-    if version < 1:
-        raise ConfigError(f"--state {path} is damaged (schema version {version})")
-    return False
-
-
-def _pragmas(db: sqlite3.Connection) -> None:
-    # WAL: readers (an operator's sqlite3 shell) never block the sync. synchronous=FULL: a commit
-    # survives power loss, so a night marked `uploading` really was recorded before its first POST.
-    db.execute("PRAGMA journal_mode = WAL")
-    db.execute("PRAGMA synchronous = FULL")
-    db.execute("PRAGMA cache_size = -65536")  # 64 MiB of page cache: the B-tree's upper levels
-    db.execute("PRAGMA busy_timeout = 5000")
-
-
-def _create_schema(db: sqlite3.Connection) -> None:
-    db.execute("BEGIN IMMEDIATE")
-    for statement in _SCHEMA.split(";"):
-        if statement.strip():
-            db.execute(statement)
-    db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-    db.execute("INSERT INTO meta (name, value) VALUES ('next_slot', '0')")
-    db.execute("COMMIT")

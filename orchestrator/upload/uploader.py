@@ -13,19 +13,16 @@ from __future__ import annotations
 import math
 import random
 import time
-from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
 
 import anyio
 import anyio.lowlevel
 import orjson
 
-from orchestrator.auth0.client import ApiClient, JobInfo, UserError
+from orchestrator.auth0.answers import JobInfo
+from orchestrator.auth0.client import ApiClient
 from orchestrator.auth0.multipart import ImportFields
 from orchestrator.errors import (
-    ApiError,
     AuthError,
     RateLimitedError,
     RequestRejectedError,
@@ -35,25 +32,19 @@ from orchestrator.errors import (
     TransportError,
 )
 from orchestrator.events import EventSink, discard
-from orchestrator.fsutil import utc_now_iso, write_private_atomic
+from orchestrator.fsutil import utc_now_iso
 from orchestrator.limits import JOB_STATES_TERMINAL, MAX_JOB_SLOTS, PUBLIC_CLOUD_JOB_SLOTS
 from orchestrator.rundir.chunkfiles import read_chunk, write_resend_file
-from orchestrator.rundir.layout import errors_file
-from orchestrator.rundir.manifest import UNKNOWN_OUTCOMES, ChunkRecord, Resolution
+from orchestrator.rundir.manifest import ChunkRecord, Resolution
 from orchestrator.rundir.tracker import Tracker
 from orchestrator.settings import UploadSettings
+from orchestrator.upload.job_errors import JobErrors, recorded
 from orchestrator.upload.polling import DurationModel, JobPoller
 from orchestrator.upload.resolve import LookupUnavailable, Resolver
 from orchestrator.upload.slots import Permit, SlotGovernor
 
-T = TypeVar("T")
-
 #: Statuses a resumed run re-attaches to (a job id is known and the job may still run).
 IN_FLIGHT = ("pending", "processing")
-
-
-#: The only per-user error a job sent after an unseen one can owe to that job.
-DUPLICATED = "DUPLICATED_USER"
 
 
 class ChunkAbandoned(Exception):
@@ -93,6 +84,7 @@ class Uploader:
             concurrency=settings.lookup_concurrency,
             tolerance=settings.resolve_tolerance,
         )
+        self._errors = JobErrors(run_dir, tracker, client, self._resolver, events)
         self._queue: list[int] = []
         auto = settings.job_slots == 0
         self.slots = SlotGovernor(
@@ -139,17 +131,11 @@ class Uploader:
                 with anyio.CancelScope(shield=True):
                     await self.slots.release(permit)
 
-    async def _record(self, transition: Callable[..., T], *args: object) -> T:
-        # fsync blocks: keep it off the event loop; shielded so a cancelled run still records it.
-        with anyio.CancelScope(shield=True):
-            result = await anyio.to_thread.run_sync(transition, *args)
-        return result
-
     async def _process(self, index: int, tasks: anyio.abc.TaskGroup, permit: Permit) -> None:
         chunk = self._tracker.chunk(index)
         if chunk.status == "submitting":
             # The process died during this chunk's POST: a job may exist that we never heard of.
-            await self._record(self._tracker.ambiguous, index)
+            await recorded(self._tracker.ambiguous, index)
             self._unknown(chunk, "the run stopped while it was being submitted")
         failures = 0
         while True:
@@ -168,7 +154,7 @@ class Uploader:
                         None if chunk.status == "completed" else await self._submit(chunk, permit)
                     )
                 except ChunkAbandoned as exc:
-                    await self._record(self._tracker.chunk_failed, index, str(exc))
+                    await recorded(self._tracker.chunk_failed, index, str(exc))
                     self._emit("chunk_failed", {"chunk": index, "detail": str(exc)})
                     return
                 except ChunkUnresolved:
@@ -189,26 +175,26 @@ class Uploader:
                 # Not found: deleted after the service's retention, its outcome unread. The tenant
                 # decides what is left to send (not a failure of the chunk).
                 gone = f"job {job_id} was not found (the service deletes job records after 24 h)"
-                await self._record(self._tracker.attempt_failed, index, "lost", gone)
+                await recorded(self._tracker.attempt_failed, index, "lost", gone)
                 self._unknown(chunk, gone)
                 continue
             if job.status == "completed":
                 summary = _summary(job)
-                await self._record(self._tracker.completed, index, summary)
+                await recorded(self._tracker.completed, index, summary)
                 self._emit("job_completed", {"chunk": index, "job_id": job_id, **summary})
                 if summary["failed"]:
                     # Fetched beside the next submission, so the slot is refilled at once.
                     tasks.start_soon(self.save_errors, index)
                 return
             outcome, detail = _failure(job)
-            await self._record(self._tracker.attempt_failed, index, outcome, detail)
+            await recorded(self._tracker.attempt_failed, index, outcome, detail)
             self._emit(
                 "job_failed",
                 {"chunk": index, "job_id": job_id, "outcome": outcome, "detail": detail},
             )
             failures += 1  # counted per round: a resumed run gives a failed chunk new attempts
             if failures >= self._settings.max_attempts:
-                await self._record(
+                await recorded(
                     self._tracker.chunk_failed,
                     index,
                     f"{failures} jobs ended without completing (last: {outcome})",
@@ -263,7 +249,7 @@ class Uploader:
             kind="unseen_job",
             attempt=chunk.attempts[-1].number,
             at=utc_now_iso(),
-            since=_iso(settled.since),
+            since=utc_now_iso(settled.since),
             looked_up=settled.looked_up,
             found=settled.found,
             inserted=settled.inserted,
@@ -273,7 +259,7 @@ class Uploader:
             sha256=sha256,
             bytes=size,
         )
-        await self._record(self._tracker.resolved, index, resolution)
+        await recorded(self._tracker.resolved, index, resolution)
         self._emit(
             "resolved",
             {
@@ -308,7 +294,7 @@ class Uploader:
             try:
                 job = await self._post(chunk, body, fields)
             except SlotsBusyError as exc:
-                await self._record(self._tracker.withdrawn, chunk.index)  # no job was created
+                await recorded(self._tracker.withdrawn, chunk.index)  # no job was created
                 if await self.slots.refused(permit, exc.active_jobs):
                     self._emit("slots_discovered", {"job_slots": self.slots.limit})
                     continue  # the probe found the limit; a slot of ours is free again now
@@ -328,7 +314,7 @@ class Uploader:
                 if exc.maybe_processed:
                     # The connection broke after the body went out: a job may exist. Record the
                     # ambiguity; after the pause the tenant says which users are left to send.
-                    await self._record(self._tracker.ambiguous, chunk.index)
+                    await recorded(self._tracker.ambiguous, chunk.index)
                     self._unknown(chunk, str(exc))
                     await self._retry_pause(chunk, post_failures, str(exc))
                     await self._resolve(chunk)
@@ -347,10 +333,10 @@ class Uploader:
                     raise ChunkAbandoned(str(exc)) from exc
                 # A bad connection or request: fatal for the whole run. No job was created, so
                 # say so (a resume must not count this as an ambiguous submission).
-                await self._record(self._tracker.attempt_failed, chunk.index, "rejected", str(exc))
+                await recorded(self._tracker.attempt_failed, chunk.index, "rejected", str(exc))
                 raise
             except AuthError as exc:
-                await self._record(self._tracker.attempt_failed, chunk.index, "rejected", str(exc))
+                await recorded(self._tracker.attempt_failed, chunk.index, "rejected", str(exc))
                 raise
             submitted_at = time.monotonic()
             if permit.probe:
@@ -374,9 +360,9 @@ class Uploader:
         with anyio.CancelScope(shield=True) as scope:
             scope.deadline = anyio.current_time() + self._settings.post_grace
             if chunk.status != "submitting":
-                await self._record(self._tracker.submitting, chunk.index)
+                await recorded(self._tracker.submitting, chunk.index)
             job = await self._client.create_import_job(body, fields)
-            await self._record(self._tracker.submitted, chunk.index, job.id)
+            await recorded(self._tracker.submitted, chunk.index, job.id)
             return job
         raise TransportError(  # the grace ran out: the service may or may not have the job
             "no answer to the import request in time", maybe_processed=True
@@ -455,7 +441,7 @@ class Uploader:
                 else job.status
             )
             if job.status == "processing" and chunk.status == "pending":
-                await self._record(self._tracker.progressed, chunk.index, "processing")
+                await recorded(self._tracker.progressed, chunk.index, "processing")
             if now > deadline:
                 return JobInfo(
                     id=job_id,
@@ -470,112 +456,12 @@ class Uploader:
             delay = poller.next_delay(now, job.percentage_done, job.time_left_seconds)
 
     async def save_errors(self, index: int) -> None:
-        """Fetch a completed job's per-user errors now: the service deletes them after 24 hours.
-
-        When an earlier submission of the chunk had an unknown outcome, its job may have imported
-        users this job then found existing: each DUPLICATED_USER failure is looked up, and a user
-        created since the chunk's first submission is counted imported, not failed.
-        """
-        chunk = self._tracker.chunk(index)
-        job_id = chunk.job_id
-        assert job_id is not None
-        try:
-            answer = await self._client.get_job_errors(job_id)
-        except AuthError:
-            raise
-        except ApiError as exc:
-            self._emit("errors_unavailable", {"chunk": index, "job_id": job_id, "detail": str(exc)})
-            return
-        checked = None
-        if isinstance(answer, list) and _after_unknown(chunk):
-            checked, answer = await self._check_duplicates(chunk, answer)
-        lines = error_lines(chunk, job_id, answer)
-        path = errors_file(self._run_dir, index)
-        try:
-            await anyio.to_thread.run_sync(write_private_atomic, path, b"".join(lines))
-        except OSError as exc:
-            raise RunDirError(f"cannot write {path}: {exc.strerror or exc}") from None
-        await self._record(self._tracker.errors_saved, index, checked)
-
-    async def _check_duplicates(
-        self, chunk: ChunkRecord, answer: list[UserError]
-    ) -> tuple[Resolution | None, list[UserError]]:
-        """The DUPLICATED_USER failures an unseen earlier job of the chunk explains, taken out.
-
-        Returns the check's resolution (None when the tenant could not be asked) and the errors
-        that remain.
-        """
-        candidates = [
-            position
-            for position, item in enumerate(answer)
-            if {str(e.get("code")) for e in item.errors} == {DUPLICATED}
-            and isinstance(item.user.get("email"), str)
-        ]
-        try:
-            verdicts, since = await self._resolver.look_up(
-                [answer[i].user for i in candidates], chunk.attempts[0].started_at
-            )
-        except (LookupUnavailable, ApiError) as exc:
-            self._emit(
-                "duplicates_unchecked",
-                {
-                    "chunk": chunk.index,
-                    "users": len(candidates),
-                    "detail": f"{exc}: they may be users an earlier job of this chunk imported",
-                },
-            )
-            return None, answer
-        found = {candidates[k] for k, verdict in enumerate(verdicts) if verdict != "missing"}
-        if len(found) > (chunk.summary or {}).get("failed", 0):
-            return None, answer  # the errors list more users than the job failed: trust neither
-        resolution = Resolution(
-            kind="duplicates",
-            attempt=len(chunk.attempts),
-            at=utc_now_iso(),
-            since=_iso(since),
-            looked_up=len(candidates),
-            found=len(found),
-            inserted=len(found),
-            updated=0,
-            resent=0,
-        )
-        if found:
-            self._emit(
-                "resolved",
-                {
-                    "chunk": chunk.index,
-                    "external_id": chunk.external_id,
-                    "looked_up": len(candidates),
-                    "found": len(found),
-                    "resent": 0,
-                    "duplicates": True,
-                },
-            )
-        return resolution, [item for i, item in enumerate(answer) if i not in found]
+        """Fetch a completed job's per-user errors now: the service deletes them after 24 hours."""
+        await self._errors.save(index)
 
     def _backoff(self, attempt: int, initial: float, cap: float) -> float:
         base = min(cap, initial * math.pow(2, attempt - 1))
         return base * self._rng.uniform(0.75, 1.25)
-
-
-def error_lines(
-    chunk: ChunkRecord, job_id: str, answer: list[UserError] | JobInfo | None
-) -> list[bytes]:
-    """failed-users.ndjson lines for one job: {chunk, job_id, external_id, user, errors}."""
-    base = {"chunk": chunk.index, "job_id": job_id, "external_id": chunk.external_id}
-    if isinstance(answer, list):
-        return [
-            orjson.dumps({**base, "user": item.user, "errors": item.errors}) + b"\n"
-            for item in answer
-        ]
-    detail = answer.status_details if isinstance(answer, JobInfo) else None
-    # 204 or the generic object: the service kept no per-user detail for this job.
-    return [orjson.dumps({**base, "user": None, "errors": [], "detail": detail}) + b"\n"]
-
-
-def _after_unknown(chunk: ChunkRecord) -> bool:
-    """Whether an earlier attempt of the chunk ended without our knowing what it imported."""
-    return any(attempt.outcome in UNKNOWN_OUTCOMES for attempt in chunk.attempts[:-1])
 
 
 def _users_of(body: bytes, chunk: ChunkRecord) -> list[dict[str, object]]:
@@ -583,10 +469,6 @@ def _users_of(body: bytes, chunk: ChunkRecord) -> list[dict[str, object]]:
     if not isinstance(users, list) or not all(isinstance(user, dict) for user in users):
         raise RunDirError(f"{chunk.sending()[0]} is not a users file (a JSON array of objects)")
     return users
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _summary(job: JobInfo) -> dict[str, int]:

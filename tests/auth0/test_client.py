@@ -16,8 +16,9 @@ import anyio
 import orjson
 import pytest
 
+from orchestrator.auth0.answers import JobInfo, UserError
 from orchestrator.auth0.budget import limiter_shape, server_wait
-from orchestrator.auth0.client import ApiClient, JobInfo, UserError
+from orchestrator.auth0.client import ApiClient
 from orchestrator.auth0.credentials import Credentials
 from orchestrator.auth0.multipart import ImportFields
 from orchestrator.errors import (

@@ -17,14 +17,8 @@ import pytest
 
 from orchestrator.errors import ConfigError
 from orchestrator.sync.lock import SyncBusyError, SyncLock, lock_path
-from orchestrator.sync.state import (
-    APPLICATION_ID,
-    LOOKUP_BATCH,
-    SCHEMA_VERSION,
-    ChunkResult,
-    Night,
-    SyncState,
-)
+from orchestrator.sync.state import LOOKUP_BATCH, ChunkResult, Night, SyncState
+from orchestrator.sync.statefile import APPLICATION_ID, SCHEMA_VERSION
 
 
 def fp(text: str) -> bytes:
