@@ -318,6 +318,46 @@ def test_gaps_inside_elements_never_split_them(false_gaps: int) -> None:
     assert error.where == f"byte {broken.index(b' x') + 1}"
 
 
+def _cognito_like(i: int) -> dict[str, object]:
+    """A user holding an array of objects: most `},{` gaps of such an export are inside a user."""
+    attributes = [{"Name": name, "Value": f"{name}-{i}"} for name in ("sub", "email", "locale")]
+    return {"Username": f"user{i}", "Attributes": attributes, "Enabled": i % 7 != 0}
+
+
+_ODD_ONES = {
+    # an element that starts with another key: the keyed split runs past it
+    13: {"Enabled": True, "Username": "first key differs", "Attributes": [{}, {}]},
+    # the element's first key inside it, right after a gap, and in a string
+    29: {"Username": "nested", "Attributes": [{"Username": "x"}, {"Username": "y"}]},
+    41: {"Username": 'says },{"Username": inside a string', "Attributes": [{"a": 1}, {"b": 2}]},
+}
+
+
+@pytest.mark.parametrize("indent", [None, 2])
+@pytest.mark.parametrize("block_size", [97, 1 << 20])
+def test_elements_full_of_inner_gaps_are_read_exactly(indent: int | None, block_size: int) -> None:
+    users = [_ODD_ONES.get(i, _cognito_like(i)) for i in range(400)]
+    data = json.dumps(users, indent=indent).encode()
+    _, records = _read_bytes(data, block_size=block_size)
+    assert [r.value for r in records] == users
+    assert [r.position for r in records] == list(range(400))
+    assert [r.value for r in records] == [orjson.loads(r.text) for r in records]
+
+
+def test_elements_with_inner_gaps_and_any_first_key_are_read_exactly() -> None:
+    # The keyed split misses whenever the next user starts with another key: it gives up on it.
+    users = [
+        dict(reversed(list(_cognito_like(i).items()))) if i % 2 else _cognito_like(i)
+        for i in range(3000)
+    ]
+    data = json.dumps(users).encode()
+    for block_size in (101, 1 << 20):
+        _, records = _read_bytes(data, block_size=block_size)
+        assert [r.value for r in records] == users
+    broken = data.replace(b'"user2377"', b'"user2377" x', 1)
+    assert _error(broken).where == f"byte {broken.index(b' x') + 1}"
+
+
 def test_sizes_exclude_surrounding_whitespace(tmp_path: Path) -> None:
     path = tmp_path / "x.json"
     path.write_bytes(b'[ {"a": 1} ,\n\t[1, 2] , "s" ,7 ]')
