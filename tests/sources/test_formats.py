@@ -115,6 +115,18 @@ def test_an_auth0_csv_row_is_unescaped_typed_and_its_metadata_columns_nested() -
     }
 
 
+def test_a_json_export_keeps_a_leading_quote_its_csv_escaping_would_have_added() -> None:
+    # The NDJSON export escapes nothing: a name that starts with ' is the user's own.
+    user = user_of("auth0-export", {**AUTH0_USER, "name": "'Tis Ó Briain"})
+    assert user["name"] == "'Tis Ó Briain"
+    assert user["email"] == AUTH0_USER["email"]
+
+
+def test_a_csv_row_without_an_email_is_unescaped_by_its_other_cells() -> None:
+    user = user_of("auth0-export", {"user_id": "'auth0|abc", "name": "'Ann"})
+    assert user == {"user_id": "auth0|abc", "name": "Ann"}
+
+
 def test_an_auth0_csv_boolean_that_is_not_one_is_reported() -> None:
     converted, _ = convert("auth0-export", {"email": "x@example.com", "blocked": "maybe"})
     assert isinstance(converted, Unmapped)

@@ -34,6 +34,8 @@ _PROFILE: Final = (
 )  # fmt: skip
 _FLAGS: Final = ("email_verified", "phone_verified", "blocked")
 _METADATA: Final = ("app_metadata", "user_metadata")
+#: The export's fields that have an import field of the same name.
+_IMPORTED: Final = frozenset({"user_id", *_PROFILE, *_FLAGS, *_METADATA})
 DATABASE_PROVIDER: Final = "auth0"
 #: Where a CSV export names a user's connection.
 _CONNECTION_COLUMN: Final = "identities[0].connection"
@@ -41,7 +43,7 @@ _CONNECTION_COLUMN: Final = "identities[0].connection"
 
 def convert(record: Record, stats: MappingStats, settings: SourceSettings) -> Converted:
     """One exported user as an import user, or why it is not one."""
-    if any(type(value) is str and value[:1] == "'" for value in record.values()):
+    if _escaped(record):
         record = {name: unescape(value) for name, value in record.items()}
     only_connection = settings.only_connection
     connection = connection_of(record)
@@ -63,37 +65,46 @@ def convert(record: Record, stats: MappingStats, settings: SourceSettings) -> Co
             "the identities field, or drop --only-connection",
         )
     user: User = {}
-    used: set[str] = set()
     user_id = record.get("user_id")
     if present(user_id):
         user["user_id"] = user_id
-        used.add("user_id")
     for name in _PROFILE:
         value = record.get(name)
         if present(value):
             user[name] = value
-            used.add(name)
     for name in _FLAGS:
         if name in record:
-            used.add(name)
             problem = set_flag(user, name, record[name], f"/{name}")
             if problem is not None:
                 return problem
     for name in _METADATA:
         if name in record and present(record[name]):
-            used.add(name)
             metadata = json_object(record[name])
             if metadata is None:
                 return Unmapped("invalid_source_value", f"/{name}", f"{name} is not a JSON object")
             user[name] = metadata
+    # One pass over the rest: metadata columns of a CSV export (`user_metadata.country`) go in,
+    # the fields with no place in the import (created_at, logins_count, ...) are counted out.
+    dropped = stats.dropped
     for name, value in record.items():
+        if name in _IMPORTED:
+            continue
         head, dot, rest = name.partition(".")
         if dot and head in _METADATA and rest:
-            used.add(name)
             if present(value):
                 put(user, name, value)
-    stats.drop(record, frozenset(used))
+        elif present(value):
+            dropped[name] += 1
     return Mapped(user)
+
+
+def _escaped(record: Record) -> bool:
+    """Whether the record comes from a CSV export, which puts `'` before every string: its email
+    says so, and a record without one is looked at whole."""
+    email = record.get("email")
+    if email is not None:
+        return type(email) is str and email[:1] == "'"
+    return any(type(value) is str and value[:1] == "'" for value in record.values())
 
 
 def unescape(value: object) -> object:

@@ -104,11 +104,13 @@ def _attributes(value: object) -> dict[str, object] | None:
     if not isinstance(value, list):
         return None
     attributes: dict[str, object] = {}
-    for item in value:
-        if not isinstance(item, dict) or not isinstance(item.get("Name"), str):
+    for item in value:  # eight or so per user, a million users: each lookup done once
+        name = item.get("Name") if isinstance(item, dict) else None
+        if not isinstance(name, str):
             return None
-        if present(item.get("Value")):
-            attributes[item["Name"]] = item["Value"]
+        attribute = item.get("Value")
+        if attribute is not None and attribute != "":  # present(), written out
+            attributes[name] = attribute
     return attributes
 
 
