@@ -155,6 +155,11 @@ def test_sync_nights_at_scale(tmp_path: Path, export_cache: ExportCache) -> None
         f"{third.peak_rss_mb:>8.0f}  {summary3['changed']:,} changed + {summary3['new']:,} new "
         f"-> {summary3['sent']:,} sent in {jobs3} jobs"
     )
+    state_bytes = state_path.stat().st_size
+    print(
+        f"state after night 4: {state_bytes / 1e6:,.1f} MB for {USERS + new:,} users, "
+        f"{state_bytes / (USERS + new):.0f} bytes a user"
+    )
     print(
         "wall: the whole `orchestrator sync` process (start-up, pre-flight, lock, diff, missing "
         "scan, summary); decode: orjson.loads of every line of the same export, in its own process"
