@@ -250,6 +250,13 @@ class SandboxState:
             self.advance()
             return [dict(profile) for profile in self._store.by_email(email)]
 
+    def age_users(self, seconds: float) -> None:
+        """Make every stored user `seconds` older (created_at, updated_at): a test's next night
+        then begins a day after the last one wrote them, without waiting for it."""
+        with self.lock:
+            self.advance()
+            self._store.age(seconds)
+
     # -- connections and logins --------------------------------------------------------------------
 
     def connection_named(self, name: str) -> Connection | None:

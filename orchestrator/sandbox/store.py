@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 
 from orchestrator.sandbox.faults import Faults
 from orchestrator.sandbox.settings import UserStoreMode
@@ -101,6 +102,17 @@ class UserStore:
         if profile is None or credential is None:
             return None
         return profile, credential
+
+    def age(self, seconds: float) -> None:
+        """Move every stored profile's created_at and updated_at `seconds` into the past."""
+        for keys in self._connections.values():
+            for profile in keys.emails.values():
+                if profile is None:
+                    continue  # "keys" mode keeps no profiles
+                for name in ("created_at", "updated_at"):
+                    moment = datetime.fromisoformat(str(profile[name]))  # 3.11 reads the Z
+                    older = moment - timedelta(seconds=seconds)
+                    profile[name] = older.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
     def mark_used(self, connection: str, email: str) -> None:
         """A login succeeded with the user's imported hash."""

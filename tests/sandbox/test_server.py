@@ -12,7 +12,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -685,6 +685,21 @@ async def test_schema_errors_and_redaction(session: aiohttp.ClientSession) -> No
         }
         assert "secretsecret" not in json.dumps(errors)
         assert "deadbeef" not in json.dumps(errors)
+
+
+async def test_aged_users_were_written_that_long_ago(session: aiohttp.ClientSession) -> None:
+    async with SandboxServer(SandboxSettings(**FAST)) as server:
+        token = await get_token(session, server)
+        await run_job(session, server, token, [{"email": "old@example.com", "user_id": "o1"}])
+        (before,) = server.state.users_by_email("old@example.com")
+        server.state.age_users(86_400)
+        (after,) = server.state.users_by_email("old@example.com")
+        for name in ("created_at", "updated_at"):
+            moved = datetime.fromisoformat(str(before[name])) - datetime.fromisoformat(
+                str(after[name])
+            )
+            assert moved == timedelta(days=1)
+            assert str(after[name]).endswith("Z")
 
 
 async def test_users_by_email_shape(session: aiohttp.ClientSession) -> None:
