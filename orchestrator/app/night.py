@@ -245,14 +245,17 @@ class _Night:
         run_dir = self.runs_dir / new_run_id()
         night = self.state.begin_night(run_dir)
         journal = None
+        ours = not run_dir.exists()  # a new name: whatever appears there is this night's
         try:
             with _sigterm_interrupts():
                 journal = claim_new(run_dir)
                 result = self._diff(run_dir, night)
         except BaseException:
-            # Nothing was sent: leave no half-written night (or its copy of users) behind.
+            # Nothing was sent: leave no half-written night (or its copy of users) behind, even
+            # when the stop came while the directory was being claimed.
             if journal is not None:
                 journal.close()
+            if ours:
                 shutil.rmtree(run_dir, ignore_errors=True)
             self.state.abort_diff()
             self.state.close_night(night, {"abandoned": "diff failed"}, status="abandoned")
