@@ -76,10 +76,6 @@ def test_sigkill_mid_sync_then_sync_again_is_correct(tmp_path: Path, seed: int) 
         # written since its first submission (less a second of clock doubt), and must not take
         # the writes of a night that ended a moment ago for tonight's.
         server.state.age_users(24 * 3600)
-        # Tonight is a day later, as nights are: a killed POST's resolution asks which users were
-        # written since its first submission (less a second of clock doubt), and must not take
-        # the writes of a night that ended a moment ago for tonight's.
-        server.state.age_users(24 * 3600)
 
         changed = users[::10]
         for user in changed:
