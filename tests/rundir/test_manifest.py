@@ -332,9 +332,10 @@ class TestFsutil:
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", utc_now_iso())
 
 
-def unseen(attempt: int, **changes: object) -> Resolution:
+def resolution(kind: str, attempt: int, **changes: object) -> Resolution:
+    """A resolution with plausible values; `changes` replaces some."""
     values: dict[str, object] = {
-        "kind": "unseen_job",
+        "kind": kind,
         "attempt": attempt,
         "at": "2026-11-27T02:30:00.000Z",
         "since": "2026-11-27T02:24:02.123Z",
@@ -346,6 +347,10 @@ def unseen(attempt: int, **changes: object) -> Resolution:
         **changes,
     }
     return Resolution(**values)  # type: ignore[arg-type]
+
+
+def unseen(attempt: int, **changes: object) -> Resolution:
+    return resolution("unseen_job", attempt, **changes)
 
 
 class TestBackwardCompatibility:

@@ -23,7 +23,7 @@ from orchestrator.rundir.claim import claim_new
 from orchestrator.rundir.layout import JOURNAL, MANIFEST
 from orchestrator.rundir.manifest import Manifest, Resolution
 from orchestrator.rundir.tracker import Tracker, load_manifest
-from tests.rundir.test_manifest import make_manifest
+from tests.rundir.test_manifest import make_manifest, resolution
 
 REPO = Path(__file__).resolve().parents[2]
 SUMMARY = {"total": 1, "inserted": 1, "updated": 0, "failed": 0}
@@ -631,22 +631,6 @@ def test_sigkill_at_random_moments_loses_nothing_recorded(tmp_path: Path) -> Non
             applied = reopened.manifest.journal_seq
             assert returned <= applied <= returned + 1, (seed, returned, applied)
             assert state_of(reopened.manifest) == states[applied], seed
-
-
-def resolution(kind: str, attempt: int, **changes: object) -> Resolution:
-    values: dict[str, object] = {
-        "kind": kind,
-        "attempt": attempt,
-        "at": "2026-11-27T02:30:00.000Z",
-        "since": "2026-11-27T02:24:02.123Z",
-        "looked_up": 1,
-        "found": 1,
-        "inserted": 1,
-        "updated": 0,
-        "resent": 0,
-        **changes,
-    }
-    return Resolution(**values)  # type: ignore[arg-type]
 
 
 def three_users(run_dir: Path) -> Tracker:
