@@ -65,6 +65,13 @@ def run_cli(
     )
 
 
+def start_cli(args: Sequence[str | Path], env: dict[str, str]) -> subprocess.Popen[str]:
+    """The CLI started in the background, its stderr kept (to read with `communicate`)."""
+    return subprocess.Popen(
+        cli(*args), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+
+
 def run_args(
     source: Path, run_dir: Path, *extra: str, request_bytes: int = 20_000
 ) -> list[str | Path]:

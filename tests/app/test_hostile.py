@@ -31,6 +31,7 @@ from tests.run_helpers import (
     run_args,
     run_cli,
     sandbox,
+    start_cli,
     write_users,
 )
 
@@ -362,12 +363,8 @@ def test_ctrl_c_at_any_instant_exits_130_without_a_traceback(tmp_path: Path, del
     with sandbox(FAST, job_seconds=1.0) as server:
         write_users(tmp_path / "users.json", 3_000)
         run_dir = tmp_path / "run"
-        process = subprocess.Popen(
-            cli(*run_args(tmp_path / "users.json", run_dir, request_bytes=60_000)),
-            env=client_env(server),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
+        process = start_cli(
+            run_args(tmp_path / "users.json", run_dir, request_bytes=60_000), client_env(server)
         )
         time.sleep(delay)
         process.send_signal(signal.SIGINT)
@@ -391,12 +388,8 @@ def test_an_interrupt_counts_the_jobs_still_running(tmp_path: Path) -> None:
     with sandbox(FAST, job_seconds=3.0) as server:
         write_users(tmp_path / "users.json", 300)
         run_dir = tmp_path / "run"
-        process = subprocess.Popen(
-            cli(*run_args(tmp_path / "users.json", run_dir, request_bytes=8000)),
-            env=client_env(server),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
+        process = start_cli(
+            run_args(tmp_path / "users.json", run_dir, request_bytes=8000), client_env(server)
         )
         wait_for(lambda: server.state.active_jobs == 2)
         process.send_signal(signal.SIGINT)
